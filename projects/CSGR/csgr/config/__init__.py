@@ -1,0 +1,3 @@
+from .defaults import add_csgr_config
+
+__all__ = ["add_csgr_config"]

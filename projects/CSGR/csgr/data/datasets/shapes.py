@@ -1,0 +1,158 @@
+"""The offline "shapes" dataset: generation into a folder, and the ``csgr_shapes_*`` catalogs.
+
+Layout (``$DETECTRON2_DATASETS/csgr_shapes/`` for the registered names)::
+
+    csgr_shapes/
+        annotations/instances_{train,val}.json
+        train/000000.jpg ...  val/000000.jpg ...
+
+``csgr_shapes_train`` and ``csgr_shapes_val`` generate the folder with
+``DEFAULT_SHAPES_PARAMS`` the first time they are loaded, if it is missing; a file lock keeps
+concurrent processes (e.g. DDP workers) from generating twice, and the folder appears
+atomically (written to a temporary sibling, then ``os.replace``). ``datasets/generate_shapes.py``
+generates it with other parameters.
+"""
+
+import functools
+import logging
+import os
+import shutil
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+import portalocker
+
+from .catalog_utils import datasets_root, load_coco_checked, register_once
+from .shapes_generate import SHAPES_CATEGORIES, write_split
+
+__all__ = [
+    "DEFAULT_SHAPES_PARAMS",
+    "SHAPES_DIRNAME",
+    "SHAPES_SPLITS",
+    "generate_shapes_dataset",
+    "ensure_shapes_dataset",
+    "load_shapes",
+    "register_all_shapes",
+]
+
+logger = logging.getLogger(__name__)
+
+SHAPES_DIRNAME = "csgr_shapes"
+SHAPES_SPLITS = {"csgr_shapes_train": "train", "csgr_shapes_val": "val"}
+# What the catalogs generate when the folder is missing (the CLI's defaults too).
+DEFAULT_SHAPES_PARAMS = {"seed": 0, "num_train": 1000, "num_val": 200, "image_size": 160}
+_LOCK_TIMEOUT_S = 3600
+
+
+def _is_complete(output_dir: str) -> bool:
+    return all(
+        os.path.isfile(os.path.join(output_dir, "annotations", f"instances_{s}.json"))
+        and os.path.isdir(os.path.join(output_dir, s))
+        for s in ("train", "val")
+    )
+
+
+def generate_shapes_dataset(
+    output_dir: str,
+    seed: int = 0,
+    num_train: int = 1000,
+    num_val: int = 200,
+    image_size: int = 160,
+    overwrite: bool = False,
+    **render_kwargs,
+) -> Dict[str, int]:
+    """
+    Generate the train and val splits into ``output_dir``, atomically.
+
+    Args:
+        output_dir (str): folder to create (its parent is created if needed).
+        seed (int): fixes every image and annotation.
+        num_train, num_val (int): number of images per split.
+        image_size (int): side of the square images, pixels.
+        overwrite (bool): replace an existing ``output_dir``; otherwise it is an error.
+        render_kwargs: ``image_format``, ``min_extent``, ``max_objects``, ``min_visible``.
+
+    Returns:
+        dict: ``{"train_images", "train_annotations", "val_images", "val_annotations",
+        "seconds"}``.
+    """
+    output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and not overwrite:
+        raise FileExistsError(f"{output_dir} already exists; pass overwrite=True (--force).")
+    parent = os.path.dirname(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    start = time.perf_counter()
+    stats = {}
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.tmp-", dir=parent)
+    try:
+        for split, num in (("train", num_train), ("val", num_val)):
+            coco = write_split(tmp, split, num, seed, image_size, **render_kwargs)
+            stats[f"{split}_images"] = len(coco["images"])
+            stats[f"{split}_annotations"] = len(coco["annotations"])
+        if os.path.exists(output_dir):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.old-", dir=parent)
+            os.replace(output_dir, os.path.join(old, "data"))
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, output_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    stats["seconds"] = round(time.perf_counter() - start, 3)
+    logger.info(f"Generated the shapes dataset in {output_dir}: {stats}")
+    return stats
+
+
+def ensure_shapes_dataset(output_dir: Optional[str] = None) -> str:
+    """
+    Generate the shapes dataset with ``DEFAULT_SHAPES_PARAMS`` unless it is already there.
+
+    Safe to call from concurrent processes: one generates while the others wait on a lock.
+
+    Args:
+        output_dir (str): defaults to ``$DETECTRON2_DATASETS/csgr_shapes`` (read now).
+
+    Returns:
+        str: the dataset folder.
+    """
+    output_dir = output_dir or os.path.join(datasets_root(), SHAPES_DIRNAME)
+    if _is_complete(output_dir):
+        return output_dir
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    lock_path = os.path.join(parent, f".{os.path.basename(output_dir)}.lock")
+    with portalocker.Lock(lock_path, mode="a", timeout=_LOCK_TIMEOUT_S):
+        if not _is_complete(output_dir):  # another process may have generated it meanwhile
+            logger.info(
+                f"{output_dir} is missing or incomplete: generating the shapes dataset with "
+                f"{DEFAULT_SHAPES_PARAMS} (datasets/generate_shapes.py sets other parameters)."
+            )
+            generate_shapes_dataset(output_dir, overwrite=True, **DEFAULT_SHAPES_PARAMS)
+    return output_dir
+
+
+def load_shapes(dataset_name: str) -> List[dict]:
+    """
+    Load ``csgr_shapes_train`` or ``csgr_shapes_val``, generating the data first if missing.
+
+    Returns:
+        list[dict]: Detectron2 dataset dicts (``bbox_mode`` XYWH_ABS, ``category_id`` 0..K-1).
+    """
+    split = SHAPES_SPLITS[dataset_name]
+    output_dir = ensure_shapes_dataset()
+    json_file = os.path.join(output_dir, "annotations", f"instances_{split}.json")
+    return load_coco_checked(dataset_name, json_file, os.path.join(output_dir, split))
+
+
+def register_all_shapes() -> None:
+    """Register ``csgr_shapes_{train,val}``; touches no file (generation happens on load)."""
+    root = datasets_root()
+    for name, split in SHAPES_SPLITS.items():
+        register_once(
+            name,
+            functools.partial(load_shapes, name),
+            thing_classes=[c["name"] for c in SHAPES_CATEGORIES],
+            thing_dataset_id_to_contiguous_id={c["id"]: i for i, c in enumerate(SHAPES_CATEGORIES)},
+            json_file=os.path.join(root, SHAPES_DIRNAME, "annotations", f"instances_{split}.json"),
+            image_root=os.path.join(root, SHAPES_DIRNAME, split),
+            evaluator_type="coco",
+        )

@@ -1,0 +1,189 @@
+"""CSGR: Category Semantic and Global Relation distillation of FPN features."""
+
+from typing import Dict, Sequence
+
+import torch
+from torch import nn
+
+from ...layers import CrissCrossAttention
+from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss
+from .levels import ChannelAdapters, select_levels
+
+__all__ = ["CSGRLoss", "CSGR", "build_csgr_loss", "normalize_per_channel", "category_prototypes"]
+
+
+def normalize_per_channel(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Zero mean, unit variance per channel over the batch and the positions.
+
+    Args:
+        x: (N, C, H, W) features.
+        eps: added to the (biased) variance.
+
+    Returns:
+        (N, C, H, W) ``(x - mean) / sqrt(var + eps)``, statistics over (N, H, W).
+    """
+    var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0, keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps)
+
+
+def category_prototypes(classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Per-class prototypes: features averaged with a softmax over positions of each class.
+
+    Args:
+        classifier: maps (N, C, H, W) to (N, K, H, W) per-class logits.
+        x: (N, C, H, W) features.
+
+    Returns:
+        (N, K, C) prototypes ``P = A @ F^T`` where ``A = softmax_HW(classifier(x))`` is
+        (N, K, HW) and ``F`` is ``x`` as (N, C, HW).
+    """
+    attention = classifier(x).flatten(2).softmax(dim=2)  # (N, K, HW)
+    return torch.bmm(attention, x.flatten(2).transpose(1, 2))
+
+
+class CSGRLoss(DistillLoss):
+    """Category semantic and global relation distillation, summed over FPN levels.
+
+    Per level, the student map (through a 1x1 adapter where the widths differ) and the teacher
+    map are normalised per channel over (N, H, W). Then:
+
+    * ``loss_csgr_cat = cat_weight * sum_levels ||P_t - P_s||^2 / N``, with ``P`` the (N, K, C)
+      category prototypes of :func:`category_prototypes`. Each level has its own 1x1 classifier
+      ``C -> K``, shared by teacher and student (one per level rather than one for all levels:
+      levels may differ in width, and their statistics differ). Its only training signal is
+      this loss (it sees no labels), as specified by CSGR.
+    * ``loss_csgr_rel = rel_weight * sum_levels ||CCA(F_t) - CCA(F_s)||^2 / N``, with one
+      :class:`CrissCrossAttention` per level shared by teacher and student. Its ``gamma`` starts
+      at 0, so at first the term compares the normalised maps themselves.
+
+    Gradients reach the student features and the module's parameters, never the teacher
+    features. Everything is computed in float32 with autocast disabled, so it is safe under AMP.
+    The module reads no config; see :func:`CSGR` for the builder.
+
+    Args:
+        in_features: FPN level names to distil.
+        student_channels / teacher_channels: channels by level name.
+        num_classes: K, the number of object classes.
+        cat_weight: weight of the category semantic term.
+        rel_weight: weight of the global relation term.
+        recurrence: recurrence R of the criss-cross attention.
+        reduction: query/key channel reduction of the criss-cross attention.
+        adapter_mode: "auto", "always" or "never" (see :class:`ChannelAdapters`).
+    """
+
+    REQUIRES = frozenset({"features"})
+
+    def __init__(
+        self,
+        in_features: Sequence[str],
+        student_channels: Dict[str, int],
+        teacher_channels: Dict[str, int],
+        num_classes: int,
+        cat_weight: float = 5e-4,
+        rel_weight: float = 1e-5,
+        recurrence: int = 1,
+        reduction: int = 8,
+        adapter_mode: str = "auto",
+    ):
+        super().__init__()
+        if not in_features:
+            raise ValueError("CSGR: in_features is empty")
+        if num_classes < 1:
+            raise ValueError(f"CSGR: num_classes must be >= 1, got {num_classes}")
+        self.in_features = list(in_features)
+        self.num_classes = num_classes
+        self.cat_weight = cat_weight
+        self.rel_weight = rel_weight
+        self.adapters = ChannelAdapters(
+            self.in_features, student_channels, teacher_channels, adapter_mode
+        )
+        self.classifiers = nn.ModuleDict(
+            {k: nn.Conv2d(teacher_channels[k], num_classes, kernel_size=1) for k in in_features}
+        )
+        self.relations = nn.ModuleDict(
+            {
+                k: CrissCrossAttention(teacher_channels[k], reduction, recurrence)
+                for k in in_features
+            }
+        )
+
+    def forward(self, batch: DistillBatch) -> Dict[str, torch.Tensor]:
+        """
+        Args:
+            batch: uses ``student_features`` and ``teacher_features`` of ``in_features``,
+                (N, C_s, H, W) and (N, C_t, H, W) per level.
+
+        Returns:
+            {"loss_csgr_cat": scalar, "loss_csgr_rel": scalar}, weighted, float32.
+        """
+        missing = [
+            k
+            for k in self.in_features
+            if k not in batch.student_features or k not in batch.teacher_features
+        ]
+        if missing:
+            raise KeyError(
+                f"CSGR: levels {missing} are missing from the batch (student has "
+                f"{sorted(batch.student_features)}, teacher has {sorted(batch.teacher_features)})"
+            )
+        device = batch.student_features[self.in_features[0]].device
+        loss_cat = torch.zeros((), device=device)
+        loss_rel = torch.zeros((), device=device)
+        with torch.autocast(device_type=device.type, enabled=False):
+            for k in self.in_features:
+                student = self.adapters(k, batch.student_features[k].float())
+                teacher = batch.teacher_features[k].float().detach()
+                if student.shape != teacher.shape:
+                    raise ValueError(
+                        f"CSGR: level {k} is {tuple(student.shape)} in the (adapted) student "
+                        f"but {tuple(teacher.shape)} in the teacher"
+                    )
+                student = normalize_per_channel(student)
+                teacher = normalize_per_channel(teacher)
+                n = student.shape[0]
+                classifier = self.classifiers[k]
+                proto_diff = category_prototypes(classifier, teacher) - category_prototypes(
+                    classifier, student
+                )
+                loss_cat = loss_cat + proto_diff.pow(2).sum() / n
+                relation = self.relations[k]
+                loss_rel = loss_rel + (relation(teacher) - relation(student)).pow(2).sum() / n
+        return {
+            "loss_csgr_cat": self.cat_weight * loss_cat,
+            "loss_csgr_rel": self.rel_weight * loss_rel,
+        }
+
+
+@DISTILL_LOSS_REGISTRY.register()
+def CSGR(cfg, student_shapes, teacher_shapes) -> CSGRLoss:  # noqa: N802 (the method's name)
+    """Build :class:`CSGRLoss` from ``MODEL.DISTILL.CSGR`` (registered as "CSGR").
+
+    Args:
+        cfg (CfgNode): the Distiller's config.
+        student_shapes / teacher_shapes (dict[str, ShapeSpec]): backbone outputs by level name.
+
+    Returns:
+        CSGRLoss on the levels of ``MODEL.DISTILL.CSGR.IN_FEATURES`` (all common levels if
+        empty), with K from ``MODEL.RETINANET.NUM_CLASSES`` for a RetinaNet student and
+        ``MODEL.ROI_HEADS.NUM_CLASSES`` otherwise.
+    """
+    csgr_cfg = cfg.MODEL.DISTILL.CSGR
+    levels = select_levels(csgr_cfg.IN_FEATURES, student_shapes, teacher_shapes, "CSGR")
+    if cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE == "RetinaNet":
+        num_classes = cfg.MODEL.RETINANET.NUM_CLASSES
+    else:
+        num_classes = cfg.MODEL.ROI_HEADS.NUM_CLASSES
+    return CSGRLoss(
+        in_features=levels,
+        student_channels={k: student_shapes[k].channels for k in levels},
+        teacher_channels={k: teacher_shapes[k].channels for k in levels},
+        num_classes=num_classes,
+        cat_weight=csgr_cfg.CAT_WEIGHT,
+        rel_weight=csgr_cfg.REL_WEIGHT,
+        recurrence=csgr_cfg.RECURRENCE,
+        reduction=csgr_cfg.REDUCTION,
+        adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
+    )
+
+
+build_csgr_loss = CSGR

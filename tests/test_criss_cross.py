@@ -1,0 +1,177 @@
+"""Criss-cross attention: agreement with dense and brute-force references, memory, precision."""
+
+import math
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from csgr.layers import CrissCrossAttention, dense_criss_cross_reference
+
+SHAPES = [(2, 16, 5, 7), (1, 16, 7, 3), (3, 8, 1, 6), (2, 8, 6, 1), (1, 8, 1, 1), (2, 16, 4, 4)]
+
+
+def random_block(
+    channels, reduction=4, recurrence=1, gamma=0.7, dtype=torch.float64, std=0.5, seed=0
+):
+    """A block with random N(0, std^2) conv weights (not the default init) and a nonzero gamma."""
+    torch.manual_seed(seed)
+    block = CrissCrossAttention(channels, reduction, recurrence).to(dtype)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.normal_(0.0, std)
+        block.gamma.fill_(gamma)
+    return block
+
+
+def brute_force(block, x):
+    """Per-pixel loop over the row and column of every position (tiny inputs only)."""
+    n, c, h, w = x.shape
+    for _ in range(block.recurrence):
+        q, k, v = block.query_conv(x), block.key_conv(x), block.value_conv(x)
+        out = torch.zeros_like(x)
+        for b in range(n):
+            for i in range(h):
+                for j in range(w):
+                    # Row and column of (i, j), the centre once.
+                    positions = [(i, jj) for jj in range(w)] + [
+                        (ii, j) for ii in range(h) if ii != i
+                    ]
+                    energies = torch.stack([q[b, :, i, j] @ k[b, :, y, z] for y, z in positions])
+                    weights = energies.softmax(0)
+                    for weight, (y, z) in zip(weights, positions):
+                        out[b, :, i, j] += weight * v[b, :, y, z]
+        x = block.gamma * out + x
+    return x
+
+
+@pytest.mark.parametrize("recurrence", [1, 2])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_matches_dense_reference_float64(shape, recurrence):
+    block = random_block(shape[1], recurrence=recurrence)
+    x = torch.randn(*shape, dtype=torch.float64)
+    torch.testing.assert_close(block(x), dense_criss_cross_reference(block, x), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("recurrence", [1, 2])
+def test_matches_dense_reference_float32_with_gradients(recurrence):
+    block = random_block(16, recurrence=recurrence, gamma=0.3, dtype=torch.float32)
+    x = torch.randn(2, 16, 6, 9, requires_grad=True)
+    grad_out = torch.randn(2, 16, 6, 9)
+    outputs, grads = [], []
+    for fn in (block, lambda t: dense_criss_cross_reference(block, t)):
+        block.zero_grad()
+        x.grad = None
+        y = fn(x)
+        (y * grad_out).sum().backward()
+        outputs.append(y.detach())
+        grads.append([x.grad.clone()] + [p.grad.clone() for p in block.parameters()])
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=1e-5)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("recurrence", [1, 2])
+def test_matches_brute_force(recurrence):
+    block = random_block(4, reduction=2, recurrence=recurrence)
+    x = torch.randn(2, 4, 3, 4, dtype=torch.float64)
+    torch.testing.assert_close(block(x), brute_force(block, x), atol=1e-10, rtol=0)
+
+
+def test_recurrence_two_reaches_whole_image_one_does_not():
+    block1 = random_block(8, recurrence=1)
+    block2 = random_block(8, recurrence=2)
+    x = torch.randn(1, 8, 5, 6, dtype=torch.float64, requires_grad=True)
+    for block, reaches_corner in ((block1, False), (block2, True)):
+        x.grad = None
+        block(x)[0, :, 0, 0].sum().backward()
+        # (4, 5) shares neither row nor column with (0, 0).
+        assert bool(x.grad[0, :, 4, 5].abs().sum() > 0) == reaches_corner
+
+
+def test_gamma_zero_is_identity():
+    block = CrissCrossAttention(16)
+    x = torch.randn(2, 16, 5, 7)
+    assert block.gamma.item() == 0.0
+    assert torch.equal(block(x), x)
+
+
+class _MaxNumel(TorchDispatchMode):
+    """Records the largest tensor produced by any ATen op (forward and backward)."""
+
+    def __init__(self):
+        super().__init__()
+        self.max_numel = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor):
+                self.max_numel = max(self.max_numel, t.numel())
+        return out
+
+
+@pytest.mark.parametrize("recurrence", [1, 2])
+def test_never_materialises_dense_affinities(recurrence):
+    n, c, h, w = 2, 16, 24, 40
+    block = random_block(c, recurrence=recurrence, dtype=torch.float32)
+    x = torch.randn(n, c, h, w, requires_grad=True)
+    dense_numel = n * (h * w) ** 2
+    criss_cross_numel = n * h * w * (h + w)  # the concatenated row+column energies
+
+    sparse = _MaxNumel()
+    with sparse:
+        block(x).sum().backward()
+    assert sparse.max_numel <= max(criss_cross_numel, n * c * h * w)
+    assert sparse.max_numel * 10 < dense_numel
+
+    dense = _MaxNumel()  # the detector does see a dense attention
+    with dense:
+        dense_criss_cross_reference(block, x).sum().backward()
+    assert dense.max_numel >= dense_numel
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_cpu(dtype):
+    block = random_block(16, recurrence=2, gamma=0.5, dtype=torch.float32, std=0.2)
+    x = torch.randn(2, 16, 9, 11, requires_grad=True)
+    expected = block(x).detach()
+    with torch.autocast("cpu", dtype=dtype):
+        y = block(x)
+    assert y.dtype == torch.float32  # the residual keeps the input's dtype
+    assert torch.isfinite(y).all()
+    # Roughly the float32 result: the attention branch within a few percent.
+    error = (y.detach() - expected).norm() / (expected - x.detach()).norm()
+    assert error < 0.05, error
+    y.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in block.parameters())
+
+
+def test_bfloat16_module_and_input():
+    block = random_block(16, gamma=0.5, dtype=torch.float32, std=0.2)
+    x = torch.randn(1, 16, 8, 5)
+    expected = block(x).detach()
+    y = block.to(torch.bfloat16)(x.to(torch.bfloat16))
+    assert y.dtype == torch.bfloat16
+    assert torch.isfinite(y).all()
+    error = (y.float() - expected).norm() / (expected - x).norm()
+    assert error < 0.05, error
+
+
+def test_large_energies_stay_finite():
+    # Energies far beyond exp()'s range: the softmax must stay finite with the -inf mask.
+    block = random_block(8, gamma=1.0, dtype=torch.float32)
+    x = 100.0 * torch.randn(1, 8, 4, 6)
+    y = block(x)
+    assert torch.isfinite(y).all()
+    assert math.isfinite(dense_criss_cross_reference(block, x).sum().item())
+    torch.testing.assert_close(y, dense_criss_cross_reference(block, x), atol=1e-2, rtol=1e-4)
+
+
+def test_rejects_bad_input():
+    block = CrissCrossAttention(16)
+    with pytest.raises(ValueError, match="expected"):
+        block(torch.randn(1, 8, 4, 4))
+    with pytest.raises(ValueError, match="recurrence"):
+        CrissCrossAttention(16, recurrence=0)

@@ -1,0 +1,221 @@
+"""CSGRLoss: values, gradients, precision and the registry builder."""
+
+import math
+
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.layers import ShapeSpec
+from detectron2.structures import Boxes, Instances
+
+from csgr.config import add_csgr_config
+from csgr.modeling.losses import DISTILL_LOSS_REGISTRY, CSGRLoss, DistillBatch
+
+SIZES = {"p3": (8, 12), "p4": (4, 6)}
+
+
+def features(channels, n=2, seed=0, requires_grad=False):
+    """Random FPN features by level, (n, channels, H, W)."""
+    g = torch.Generator().manual_seed(seed)
+    return {
+        k: torch.randn(n, channels, h, w, generator=g).requires_grad_(requires_grad)
+        for k, (h, w) in SIZES.items()
+    }
+
+
+def make_loss(cs=16, ct=16, num_classes=3, **kwargs):
+    torch.manual_seed(0)
+    return CSGRLoss(
+        in_features=list(SIZES),
+        student_channels={k: cs for k in SIZES},
+        teacher_channels={k: ct for k in SIZES},
+        num_classes=num_classes,
+        **kwargs,
+    )
+
+
+def shapes(channels, levels=("p3", "p4", "p5")):
+    return {k: ShapeSpec(channels=channels, stride=2 ** int(k[1:])) for k in levels}
+
+
+def test_zero_for_equal_features_and_positive_otherwise():
+    loss = make_loss(recurrence=2)
+    with torch.no_grad():
+        for cca in loss.relations.values():
+            cca.gamma.fill_(0.5)
+    teacher = features(16, seed=1)
+    student = {k: v.clone().requires_grad_() for k, v in teacher.items()}
+    same = loss(DistillBatch(student, teacher))
+    assert set(same) == {"loss_csgr_cat", "loss_csgr_rel"}
+    assert same["loss_csgr_cat"].item() == 0.0
+    assert same["loss_csgr_rel"].item() == 0.0
+    differ = loss(DistillBatch(features(16, seed=2), teacher))
+    assert differ["loss_csgr_cat"].item() > 0
+    assert differ["loss_csgr_rel"].item() > 0
+
+
+def test_relation_term_positive_with_gamma_zero():
+    loss = make_loss()
+    assert all(cca.gamma.item() == 0.0 for cca in loss.relations.values())
+    out = loss(DistillBatch(features(16, seed=2), features(16, seed=1)))
+    assert out["loss_csgr_rel"].item() > 0
+
+
+def test_gradients_reach_student_and_parameters_never_teacher():
+    loss = make_loss(cs=8, ct=16)  # differing widths: adapters on every level
+    student = features(8, seed=2, requires_grad=True)
+    teacher = features(16, seed=1, requires_grad=True)  # even so, no gradient may reach it
+    optimizer = torch.optim.SGD(loss.parameters(), lr=1.0)
+
+    def step():
+        optimizer.zero_grad()
+        sum(loss(DistillBatch(student, teacher)).values()).backward()
+
+    step()
+    for k in SIZES:
+        assert student[k].grad is not None and student[k].grad.abs().sum() > 0
+        assert teacher[k].grad is None
+        assert loss.adapters.adapters[k].weight.grad.abs().sum() > 0
+        assert loss.classifiers[k].weight.grad.abs().sum() > 0
+        cca = loss.relations[k]
+        assert cca.gamma.grad.abs().sum() > 0
+        # gamma == 0 blocks the attention branch on the first step...
+        assert cca.value_conv.weight.grad.abs().sum() == 0
+    optimizer.step()
+    step()
+    for k in SIZES:
+        cca = loss.relations[k]
+        assert cca.gamma.item() != 0.0
+        # ...and lets it through once gamma has moved.
+        for conv in (cca.query_conv, cca.key_conv, cca.value_conv):
+            assert conv.weight.grad.abs().sum() > 0, (k, conv)
+        assert teacher[k].grad is None
+
+
+def _normalise(values, eps=1e-5):
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / len(values)
+    return [(v - mean) / math.sqrt(var + eps) for v in values]
+
+
+def _prototype(values, weight, bias):
+    logits = [weight * v + bias for v in values]
+    z = sum(math.exp(x) for x in logits)
+    return sum(math.exp(x) / z * v for x, v in zip(logits, values))
+
+
+def test_known_values_on_a_tiny_map():
+    # K = 1 class, C = 1 channel, N = 1, a 1x3 map; gamma = 0 so CCA is the identity.
+    loss = CSGRLoss(["p3"], {"p3": 1}, {"p3": 1}, num_classes=1, cat_weight=0.5, rel_weight=0.25)
+    weight, bias = 0.7, -0.2
+    with torch.no_grad():
+        loss.classifiers["p3"].weight.fill_(weight)
+        loss.classifiers["p3"].bias.fill_(bias)
+    t_values, s_values = [0.0, 1.0, 5.0], [3.0, 1.0, 1.0]
+    teacher = {"p3": torch.tensor(t_values).view(1, 1, 1, 3)}
+    student = {"p3": torch.tensor(s_values).view(1, 1, 1, 3)}
+    out = loss(DistillBatch(student, teacher))
+
+    ft, fs = _normalise(t_values), _normalise(s_values)
+    expected_cat = 0.5 * (_prototype(ft, weight, bias) - _prototype(fs, weight, bias)) ** 2
+    expected_rel = 0.25 * sum((a - b) ** 2 for a, b in zip(ft, fs))
+    assert out["loss_csgr_cat"].item() == pytest.approx(expected_cat, rel=1e-5)
+    assert out["loss_csgr_rel"].item() == pytest.approx(expected_rel, rel=1e-5)
+    assert expected_cat > 0
+
+
+def test_divides_by_batch_size():
+    # Repeating a batch leaves the per-channel statistics and the per-image loss unchanged.
+    loss = make_loss()
+    student, teacher = features(16, n=1, seed=2), features(16, n=1, seed=1)
+    single = loss(DistillBatch(student, teacher))
+    double = loss(
+        DistillBatch(
+            {k: torch.cat([v, v]) for k, v in student.items()},
+            {k: torch.cat([v, v]) for k, v in teacher.items()},
+        )
+    )
+    for key in single:
+        torch.testing.assert_close(double[key], single[key], rtol=1e-5, atol=0)
+
+
+def test_finite_with_empty_gt_and_constant_maps():
+    loss = make_loss()
+    student = {k: torch.zeros_like(v) for k, v in features(16).items()}  # zero variance
+    out = loss(DistillBatch(student, features(16, seed=1), gt_instances=[], image_shape=(64, 96)))
+    assert all(torch.isfinite(v) for v in out.values())
+    gt = Instances((64, 96), gt_boxes=Boxes(torch.zeros(0, 4)), gt_classes=torch.zeros(0).long())
+    out = loss(DistillBatch(features(16, seed=2), features(16, seed=1), gt_instances=[gt, gt]))
+    assert all(torch.isfinite(v) for v in out.values())
+
+
+def test_float32_under_autocast():
+    loss = make_loss()
+    student, teacher = features(16, seed=2), features(16, seed=1)
+    expected = loss(DistillBatch(student, teacher))
+    half = {k: v.bfloat16() for k, v in student.items()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = loss(DistillBatch(student, teacher))
+        out_half = loss(DistillBatch(half, {k: v.bfloat16() for k, v in teacher.items()}))
+    for key in expected:
+        assert out[key].dtype == torch.float32
+        torch.testing.assert_close(out[key], expected[key])  # autocast is off inside the loss
+        assert torch.isfinite(out_half[key])
+        torch.testing.assert_close(out_half[key], expected[key], rtol=0.05, atol=0)
+
+
+def test_builder_reads_config():
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    cfg.MODEL.DISTILL.CSGR.IN_FEATURES = ["p4", "p3"]
+    cfg.MODEL.DISTILL.CSGR.CAT_WEIGHT = 2e-3
+    cfg.MODEL.DISTILL.CSGR.REL_WEIGHT = 3e-5
+    cfg.MODEL.DISTILL.CSGR.RECURRENCE = 2
+    cfg.MODEL.DISTILL.CSGR.REDUCTION = 4
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 7
+    cfg.MODEL.RETINANET.NUM_CLASSES = 9
+    loss = DISTILL_LOSS_REGISTRY.get("CSGR")(cfg, shapes(16), shapes(16))
+    assert isinstance(loss, CSGRLoss)
+    assert loss.in_features == ["p3", "p4"]  # ordered by stride
+    assert (loss.cat_weight, loss.rel_weight) == (2e-3, 3e-5)
+    assert loss.classifiers["p3"].out_channels == 7
+    assert loss.relations["p4"].recurrence == 2
+    assert loss.relations["p4"].query_conv.out_channels == 4
+    assert len(loss.adapters.adapters) == 0  # equal widths, ADAPTER "auto"
+    out = loss(DistillBatch(features(16, seed=2), features(16, seed=1)))
+    assert set(out) == {"loss_csgr_cat", "loss_csgr_rel"}
+
+    cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = "RetinaNet"
+    cfg.MODEL.DISTILL.CSGR.IN_FEATURES = []
+    loss = DISTILL_LOSS_REGISTRY.get("CSGR")(cfg, shapes(16), shapes(16, ("p3", "p4")))
+    assert loss.classifiers["p3"].out_channels == 9
+    assert loss.in_features == ["p3", "p4"]  # every common level
+
+
+def test_builder_missing_level_names_both_sides():
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    cfg.MODEL.DISTILL.CSGR.IN_FEATURES = ["p3", "p5"]
+    with pytest.raises(ValueError) as err:
+        DISTILL_LOSS_REGISTRY.get("CSGR")(cfg, shapes(16), shapes(16, ("p3", "p4")))
+    message = str(err.value)
+    assert "p5" in message
+    assert "student levels ['p3', 'p4', 'p5']" in message
+    assert "teacher levels ['p3', 'p4']" in message
+
+
+def test_builder_adapts_differing_widths():
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    cfg.MODEL.DISTILL.CSGR.IN_FEATURES = ["p3", "p4"]
+    loss = DISTILL_LOSS_REGISTRY.get("CSGR")(cfg, shapes(8), shapes(16))
+    for k in ("p3", "p4"):
+        adapter = loss.adapters.adapters[k]
+        assert (adapter.in_channels, adapter.out_channels) == (8, 16)
+        assert loss.relations[k].in_channels == 16
+    out = loss(DistillBatch(features(8, seed=2), features(16, seed=1)))
+    assert all(torch.isfinite(v) and v > 0 for v in out.values())
+
+    cfg.MODEL.DISTILL.ADAPTER = "never"
+    with pytest.raises(ValueError, match="never"):
+        DISTILL_LOSS_REGISTRY.get("CSGR")(cfg, shapes(8), shapes(16))

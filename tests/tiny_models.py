@@ -1,0 +1,93 @@
+"""Tiny detector configs, teachers on disk and random batches for CPU tests."""
+
+import os
+
+import torch
+from detectron2.config import get_cfg
+from detectron2.structures import Boxes, Instances
+
+from csgr.config import add_csgr_config
+from csgr.modeling import build_detector
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+BASES = {
+    "GeneralizedRCNN": os.path.join(ROOT, "configs", "Base-RCNN-FPN.yaml"),
+    "RetinaNet": os.path.join(ROOT, "configs", "Base-RetinaNet.yaml"),
+}
+
+
+def tiny_cfg(arch="GeneralizedRCNN", depth=18, fpn_channels=32, num_classes=3, size=64):
+    """A detector config small enough to train a step in well under a second on the CPU."""
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    cfg.merge_from_file(BASES[arch])
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.WEIGHTS = ""
+    cfg.MODEL.RESNETS.DEPTH = depth
+    if depth < 50:
+        cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
+    cfg.MODEL.RESNETS.NORM = "BN"
+    cfg.MODEL.BACKBONE.FREEZE_AT = 0
+    cfg.MODEL.FPN.OUT_CHANNELS = fpn_channels
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_classes
+    cfg.MODEL.RETINANET.NUM_CLASSES = num_classes
+    cfg.MODEL.RETINANET.NUM_CONVS = 1
+    cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 64
+    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 32
+    cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = 64
+    cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 64
+    cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[s] for s in (8, 16, 32, 64, 128)]
+    cfg.INPUT.MIN_SIZE_TRAIN = (size,)
+    cfg.INPUT.MAX_SIZE_TRAIN = size
+    cfg.INPUT.MIN_SIZE_TEST = size
+    cfg.INPUT.MAX_SIZE_TEST = size
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0  # an untrained model still predicts boxes
+    cfg.MODEL.RETINANET.SCORE_THRESH_TEST = 0.0
+    cfg.SOLVER.IMS_PER_BATCH = 2
+    cfg.DATALOADER.NUM_WORKERS = 0
+    return cfg
+
+
+def save_teacher(tmp_dir, arch="GeneralizedRCNN", depth=34, fpn_channels=64, num_classes=3):
+    """Build a random teacher, write its YAML and weights under ``tmp_dir``.
+
+    Returns:
+        (config path, weights path, the teacher model)
+    """
+    cfg = tiny_cfg(arch, depth=depth, fpn_channels=fpn_channels, num_classes=num_classes)
+    cfg.MODEL.META_ARCHITECTURE = arch
+    torch.manual_seed(123)
+    model = build_detector(cfg)
+    config_path = os.path.join(tmp_dir, f"teacher_{arch}_{depth}.yaml")
+    weights_path = os.path.join(tmp_dir, f"teacher_{arch}_{depth}.pth")
+    with open(config_path, "w") as f:
+        f.write(cfg.dump())
+    torch.save({"model": model.state_dict()}, weights_path)
+    return config_path, weights_path, model
+
+
+def distill_cfg(tmp_dir, student_arch="GeneralizedRCNN", teacher_arch="GeneralizedRCNN", **kw):
+    """A Distiller config with a tiny R18 student and a freshly saved tiny R34 teacher."""
+    cfg = tiny_cfg(student_arch, **kw)
+    config_path, weights_path, _ = save_teacher(tmp_dir, teacher_arch)
+    cfg.MODEL.META_ARCHITECTURE = "Distiller"
+    cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = student_arch
+    cfg.MODEL.DISTILL.METHODS = ["CSGR"]
+    cfg.MODEL.DISTILL.TEACHER.CONFIG_FILE = config_path
+    cfg.MODEL.DISTILL.TEACHER.WEIGHTS = weights_path
+    return cfg
+
+
+def random_batch(num_images=2, size=64, num_classes=3, boxes_per_image=3, seed=0):
+    """Detectron2 ``DatasetMapper``-style training inputs with random images and boxes."""
+    g = torch.Generator().manual_seed(seed)
+    batch = []
+    for _ in range(num_images):
+        inst = Instances((size, size))
+        xy = torch.rand(boxes_per_image, 2, generator=g) * size * 0.6
+        wh = 6 + torch.rand(boxes_per_image, 2, generator=g) * size * 0.35
+        inst.gt_boxes = Boxes(torch.cat([xy, (xy + wh).clamp(max=size - 1)], dim=1))
+        inst.gt_classes = torch.randint(0, num_classes, (boxes_per_image,), generator=g)
+        image = torch.rand(3, size, size, generator=g) * 255
+        batch.append({"image": image, "instances": inst, "height": size, "width": size})
+    return batch
