@@ -45,14 +45,34 @@ def final_metrics(output_dir: str) -> dict:
     return {m: found.get(f"bbox/{m}", float("nan")) for m in METRICS}
 
 
-def train(config: str, output_dir: str, opts: list) -> float:
-    """Run tools/train_net.py in a fresh process; returns the wall time in seconds."""
+def train(label: str, config: str, output_dir: str, opts: list) -> float:
+    """Run tools/train_net.py in a fresh process, its output in ``output_dir/stdout.log``.
+
+    Returns:
+        the wall time in seconds.
+    """
     cmd = [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--config-file", config]
     cmd += ["OUTPUT_DIR", output_dir, *opts]
-    print("+", " ".join(cmd), flush=True)
+    os.makedirs(output_dir, exist_ok=True)
+    log = os.path.join(output_dir, "stdout.log")
+    print(f"[{label}] {' '.join(cmd[1:])}\n[{label}] log: {log}", flush=True)
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    return time.perf_counter() - start
+    with open(log, "w") as f:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        with open(log) as f:
+            tail = f.readlines()[-30:]
+        sys.exit(f"[{label}] failed (exit {proc.returncode}); end of {log}:\n" + "".join(tail))
+    seconds = time.perf_counter() - start
+    print(f"[{label}] done in {seconds / 60:.1f} min", flush=True)
+    return seconds
+
+
+def fmt(value: float, signed: bool = False) -> str:
+    """A metric for the table; COCO reports -1/NaN where a size range has no objects."""
+    if value != value or value < 0 and not signed:
+        return "n/a"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
 def cfg(name: str) -> str:
@@ -92,7 +112,7 @@ def main():
         (open(os.path.join(ROOT, cfg(teacher_name))).read() + repr(teacher_opts)).encode()
     ).hexdigest()
     if args.retrain_teacher or not teacher_is_cached(teacher_dir, key):
-        times["teacher"] = train(cfg(teacher_name), teacher_dir, teacher_opts)
+        times["teacher"] = train("teacher", cfg(teacher_name), teacher_dir, teacher_opts)
         with open(os.path.join(teacher_dir, "csgr_main_stamp.txt"), "w") as f:
             f.write(key)
     else:
@@ -105,12 +125,12 @@ def main():
     results = {"teacher": final_metrics(teacher_dir)}
     for label, (name, opts) in runs.items():
         run_dir = os.path.join(out, label.lower())
-        times[label] = train(cfg(name), run_dir, student_opts + opts)
+        times[label] = train(label, cfg(name), run_dir, student_opts + opts)
         results[label] = final_metrics(run_dir)
 
-    rows = [[label, *(f"{results[label][m]:.2f}" for m in METRICS)] for label in results]
+    rows = [[label, *(fmt(results[label][m]) for m in METRICS)] for label in results]
     diff = [results["CSGR"][m] - results["baseline"][m] for m in METRICS]
-    rows.append(["CSGR - baseline", *(f"{d:+.2f}" for d in diff)])
+    rows.append(["CSGR - baseline", *(fmt(d, signed=True) for d in diff)])
     print(f"\nOffline shapes, {args.detector}: teacher {teacher_name}, student {student_name}")
     print(tabulate(rows, headers=["model", *METRICS], tablefmt="github"))
     print("Wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items()))

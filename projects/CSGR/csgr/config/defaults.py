@@ -3,17 +3,28 @@ offline dataset) and is documented here with its meaning and unit."""
 
 from detectron2.config import CfgNode as CN
 
+from .methods_feature import add_feature_methods_config
+from .methods_response import add_response_methods_config
+from .reliability import add_reliability_config
+
 
 def add_csgr_config(cfg):
-    """Add CSGR's keys to a Detectron2 config, in place.
+    """Add CSGR's keys to a Detectron2 config, in place: ``MODEL.DISTILL`` with CSGR's keys
+    (below) and those of the other methods and of the reliability features (sibling modules).
 
     Safe to call more than once (keys already present are left alone).
 
     Args:
         cfg (CfgNode): a config from :func:`detectron2.config.get_cfg`.
     """
-    if "DISTILL" in cfg.MODEL:
-        return
+    if "DISTILL" not in cfg.MODEL:
+        _add_distill_config(cfg)
+    add_feature_methods_config(cfg)
+    add_response_methods_config(cfg)
+    add_reliability_config(cfg)
+
+
+def _add_distill_config(cfg):
     _C = cfg
     _C.MODEL.DISTILL = CN()
     # Meta-architecture of the student held by the "Distiller" meta-architecture:

@@ -57,7 +57,8 @@ def criss_cross_aggregate(query: torch.Tensor, key: torch.Tensor, value: torch.T
     att_col, att_row = attention.split([h, w], dim=3)
     out_row = torch.matmul(att_row, v)  # [n, h, w, c]
     out_col = torch.matmul(att_col.transpose(1, 2), v.transpose(1, 2))  # [n, w, h, c]
-    return (out_row + out_col.transpose(1, 2)).permute(0, 3, 1, 2).contiguous()
+    # In place: matmul's backward needs its inputs, not its output.
+    return out_row.add_(out_col.transpose(1, 2)).permute(0, 3, 1, 2).contiguous()
 
 
 class CrissCrossAttention(nn.Module):
@@ -98,7 +99,7 @@ class CrissCrossAttention(nn.Module):
         Returns:
             (N, C, H, W), same dtype as ``x``.
         """
-        return x + (self.gamma * aggregated).to(x.dtype)
+        return torch.addcmul(x, self.gamma.to(x.dtype), aggregated.to(x.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """

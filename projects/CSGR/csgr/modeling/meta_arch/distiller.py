@@ -10,7 +10,9 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from torch import nn
 
 from ..losses.base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss
+from ..student_outputs import StudentHeadCapture
 from ..teacher import build_detector, build_teacher, num_classes
+from ..teacher_outputs import check_head_requirements, teacher_head_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,11 @@ class Distiller(nn.Module):
     it through :meth:`_apply`. Checkpoint keys are ``student.*`` and ``distill_losses.*``; a plain
     detector checkpoint (``backbone.*``, ...) loads into the student.
 
+    Response-based losses (``REQUIRES`` "dense_head" / "roi_head") get the student's head outputs
+    captured by hooks during its own forward (:mod:`..student_outputs`) and the teacher's heads
+    run under ``torch.no_grad()`` only as far as needed (:mod:`..teacher_outputs`); a student or
+    teacher lacking the needed head is an error when the Distiller is built.
+
     In eval mode (inference, ``--eval-only``) only the student runs.
     """
 
@@ -59,11 +66,12 @@ class Distiller(nn.Module):
         self._teacher = [teacher]
         self.distill_losses = nn.ModuleDict(losses)
         self.requires = set().union(*(m.REQUIRES for m in losses.values())) if losses else set()
-        if not self.requires <= {"features"}:
-            raise NotImplementedError(f"teacher outputs {sorted(self.requires)} are not available")
+        check_head_requirements({k: m.REQUIRES for k, m in losses.items()}, student, teacher)
         self.flip_teacher_channels = teacher.input_format != student.input_format
         self._captured: Dict[str, object] = {}
         self.student.backbone.register_forward_hook(self._capture_student_features)
+        # head outputs for response-based losses ("dense_head", "roi_head"), through hooks
+        self._head_capture = StudentHeadCapture(student, self.requires)
         self._register_load_state_dict_pre_hook(self._prefix_plain_detector_keys)
 
     @classmethod
@@ -139,17 +147,24 @@ class Distiller(nn.Module):
         if not self.training:
             return self.student(batched_inputs)
         self._captured.clear()
+        self._head_capture.clear()
         losses = self.student(batched_inputs)
         if not self.distill_losses:
             return losses
         student_features = self._captured.pop("features")
         teacher_features = self._teacher_features(batched_inputs)
         self._check_shapes(student_features, teacher_features)
+        student_outputs = self._head_capture.collect()
+        teacher_outputs = teacher_head_outputs(
+            self.teacher, teacher_features, student_outputs, self.requires
+        )
         batch = DistillBatch(
             student_features=student_features,
             teacher_features=teacher_features,
             gt_instances=[x["instances"].to(self.device) for x in batched_inputs],
             image_shape=self._captured.pop("image_shape"),
+            student_outputs=student_outputs,
+            teacher_outputs=teacher_outputs,
         )
         for name, module in self.distill_losses.items():
             for k, v in module(batch).items():

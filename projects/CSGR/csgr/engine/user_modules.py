@@ -1,0 +1,55 @@
+"""Importing a user's Python modules, e.g. one that registers their own datasets.
+
+A file ``my_datasets.py`` that calls ``register_coco_instances(...)`` at import time makes its
+datasets usable by name in ``DATASETS.TRAIN`` / ``DATASETS.TEST``. Tools take it as
+``--register my_datasets.py`` (a path, or a dotted module name on ``sys.path``) and also read the
+environment variable ``CSGR_REGISTER`` (entries separated by ``os.pathsep``, ":" on Linux), which
+reaches every process a launcher starts.
+"""
+
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+from types import ModuleType
+from typing import Dict, List, Optional, Sequence
+
+__all__ = ["ENV_VAR", "import_user_module", "import_user_modules"]
+
+logger = logging.getLogger(__name__)
+
+ENV_VAR = "CSGR_REGISTER"
+_IMPORTED: Dict[str, ModuleType] = {}
+
+
+def import_user_module(spec: str) -> ModuleType:
+    """Import a module given as a ``.py`` path or a dotted name, once per process.
+
+    Raises:
+        FileNotFoundError: a ``.py`` path that does not exist.
+        ModuleNotFoundError: a dotted name that is not importable.
+    """
+    if spec.endswith(".py") or os.sep in spec:
+        path = os.path.abspath(spec)
+        if path in _IMPORTED:
+            return _IMPORTED[path]
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--register / ${ENV_VAR}: no such file {spec!r}")
+        name = "csgr_user_" + os.path.splitext(os.path.basename(path))[0]
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        module_spec.loader.exec_module(module)
+        _IMPORTED[path] = module
+    else:
+        module = importlib.import_module(spec)
+        _IMPORTED[spec] = module
+    logger.info(f"Imported user module {spec}")
+    return module
+
+
+def import_user_modules(specs: Optional[Sequence[str]] = None) -> List[ModuleType]:
+    """Import the modules in ``specs`` and in ``$CSGR_REGISTER``, each once per process."""
+    env = [s for s in os.environ.get(ENV_VAR, "").split(os.pathsep) if s]
+    return [import_user_module(s) for s in [*env, *(specs or [])]]

@@ -1,0 +1,101 @@
+"""Run configs: loading a run's config, and the plain Detectron2 config of a Distiller's student.
+
+The student's config must merge into vanilla Detectron2's ``get_cfg()`` with no ``csgr`` import,
+so every key that vanilla Detectron2 does not know (``MODEL.DISTILL`` and anything else a
+project added) is removed.
+"""
+
+import logging
+import os
+from typing import List, Tuple
+
+from detectron2.config import CfgNode, get_cfg
+
+from ..config import add_csgr_config
+
+__all__ = ["DISTILLER", "load_run_cfg", "is_distiller", "student_cfg", "check_vanilla_cfg"]
+
+logger = logging.getLogger(__name__)
+
+DISTILLER = "Distiller"
+
+
+def load_run_cfg(path: str) -> CfgNode:
+    """A run's config (e.g. the ``config.yaml`` Detectron2 dumps in OUTPUT_DIR), with CSGR's keys.
+
+    Args:
+        path: a YAML config file (``_BASE_`` is followed).
+
+    Returns:
+        An unfrozen CfgNode.
+
+    Raises:
+        FileNotFoundError: naming the path.
+        KeyError: naming the file when it holds a key unknown to Detectron2 and CSGR.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such config file {path!r}")
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    try:
+        cfg.merge_from_file(path)
+    except KeyError as e:
+        raise KeyError(f"{path}: {e}") from e
+    return cfg
+
+
+def is_distiller(cfg: CfgNode) -> bool:
+    """Whether a config trains a student with the Distiller meta-architecture."""
+    return cfg.MODEL.META_ARCHITECTURE == DISTILLER
+
+
+def _prune_unknown(node: CfgNode, reference: CfgNode, prefix: str, dropped: List[str]) -> None:
+    for key in list(node.keys()):
+        if key not in reference:
+            del node[key]
+            dropped.append(prefix + key)
+        elif isinstance(node[key], CfgNode) and isinstance(reference[key], CfgNode):
+            _prune_unknown(node[key], reference[key], prefix + key + ".", dropped)
+
+
+def student_cfg(cfg: CfgNode, weights: str = "") -> Tuple[CfgNode, List[str]]:
+    """The plain detector config of a run: the Distiller's student, or the detector itself.
+
+    ``MODEL.META_ARCHITECTURE`` becomes ``MODEL.DISTILL.STUDENT_META_ARCHITECTURE`` (the student
+    is built from the rest of the Distiller's config, so every other key already describes it),
+    and every key that vanilla Detectron2's ``get_cfg()`` lacks is removed (``MODEL.DISTILL``
+    entirely). DATASETS, INPUT, SOLVER, TEST, ... are kept.
+
+    Args:
+        cfg: a run's config (see :func:`load_run_cfg`); not modified.
+        weights: the value of ``MODEL.WEIGHTS`` in the result.
+
+    Returns:
+        (the student's config, the removed keys as dotted names)
+    """
+    out = cfg.clone()
+    out.defrost()
+    if is_distiller(out):
+        out.MODEL.META_ARCHITECTURE = out.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
+    dropped: List[str] = []
+    _prune_unknown(out, get_cfg(), "", dropped)
+    extra = [k for k in dropped if k != "MODEL.DISTILL"]
+    if extra:
+        logger.warning(
+            f"Removed keys unknown to vanilla Detectron2 from the student config: {extra}"
+        )
+    out.MODEL.WEIGHTS = weights
+    return out, dropped
+
+
+def check_vanilla_cfg(path: str) -> None:
+    """Merge a YAML into vanilla Detectron2's ``get_cfg()``.
+
+    Raises:
+        KeyError: naming the file and the key vanilla Detectron2 does not know.
+    """
+    vanilla = get_cfg()
+    try:
+        vanilla.merge_from_file(path)
+    except KeyError as e:
+        raise KeyError(f"{path} does not merge into detectron2's get_cfg(): {e}") from e

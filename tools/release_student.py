@@ -1,0 +1,49 @@
+#!/usr/bin/env python
+"""Release the student of a distillation run as a plain Detectron2 model (model-zoo style).
+
+    python tools/release_student.py output/main/frcnn/csgr
+    python tools/release_student.py output/main/frcnn/csgr/model_final.pth --name csgr_frcnn_r18 \
+        --output release/ --url-prefix https://example.org/csgr/
+
+Writes <name>_<hash>.pth (student weights only), <name>_<hash>.yaml (vanilla Detectron2 config),
+<name>_<hash>_metrics.json and <name>_<hash>_manifest.json; <hash> is the first 8 hex digits of
+the sha256 of the .pth. Load it with Detectron2 alone:
+
+    cfg = get_cfg(); cfg.merge_from_file("<name>_<hash>.yaml"); predictor = DefaultPredictor(cfg)
+"""
+
+import argparse
+import os
+
+from detectron2.utils.logger import setup_logger
+
+from csgr.release import release_student
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("run", help="run folder (OUTPUT_DIR of the training) or checkpoint file")
+    parser.add_argument("--output", help="output folder (default: <run>/release)")
+    parser.add_argument("--name", help="file name stem (default: the run folder's name)")
+    parser.add_argument("--config-file", help="the run's config (default: <run>/config.yaml)")
+    parser.add_argument(
+        "--url-prefix", default="", help="MODEL.WEIGHTS = <url-prefix>/<file> (default: file)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    setup_logger(name="csgr")
+    manifest = release_student(
+        args.run, args.output, args.name, args.config_file, url_prefix=args.url_prefix
+    )
+    print(f"Released {manifest['name']} (sha256 {manifest['sha256']}) to {manifest['output_dir']}:")
+    for path in (*manifest["files"].values(), manifest["manifest"]):
+        if path:
+            print("  " + os.path.join(manifest["output_dir"], path))
+    return manifest
+
+
+if __name__ == "__main__":
+    main()
