@@ -16,7 +16,6 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 from tiny_models import ROOT, distill_cfg, random_batch, save_teacher
 
-import csgr.engine.setup
 from csgr.config import add_csgr_config
 from csgr.config.methods_feature import add_feature_methods_config
 from csgr.data.datasets import SHAPES_CATEGORIES, generate_shapes_dataset
@@ -339,8 +338,7 @@ def test_gradients_reach_student_and_loss_parameters_only(method):
 
 def cfg_for(arch, methods=METHODS):
     cfg = get_cfg()
-    add_csgr_config(cfg)
-    add_feature_methods_config(cfg)
+    add_csgr_config(cfg)  # calls add_feature_methods_config
     add_feature_methods_config(cfg)  # idempotent
     cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = arch
     cfg.MODEL.DISTILL.METHODS = list(methods)
@@ -400,7 +398,6 @@ def test_auto_value_needs_a_known_student_type():
 @pytest.mark.parametrize("student_arch", ["GeneralizedRCNN", "RetinaNet"])
 def test_distiller_training_step_all_methods(tmp_path, student_arch):
     cfg = distill_cfg(str(tmp_path), student_arch, student_arch)
-    add_feature_methods_config(cfg)
     cfg.MODEL.DISTILL.METHODS = list(METHODS)
     model = build_model(cfg)
     model.train()
@@ -434,7 +431,7 @@ CONFIGS = [
 def test_configs_switch_only_the_method(dataset, name, method):
     def load(path):
         cfg = get_cfg()
-        _with_feature_methods(cfg)
+        add_csgr_config(cfg)
         cfg.merge_from_file(path)
         return cfg
 
@@ -466,12 +463,6 @@ def _load_train_net():
     return module
 
 
-def _with_feature_methods(cfg):
-    """add_csgr_config + add_feature_methods_config, for tools/train_net.py's setup_cfg."""
-    add_csgr_config(cfg)
-    add_feature_methods_config(cfg)
-
-
 @pytest.mark.parametrize(
     "method, arch",
     [
@@ -482,9 +473,10 @@ def _with_feature_methods(cfg):
         ("MGD", "frcnn"),
     ],
 )
-def test_train_net_two_iterations(tmp_path, shapes_root, monkeypatch, method, arch):
+def test_train_net_two_iterations(
+    tmp_path, shapes_root, monkeypatch, restore_catalogs, method, arch
+):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(shapes_root))
-    monkeypatch.setattr(csgr.engine.setup, "add_csgr_config", _with_feature_methods)
     teacher_arch = "RetinaNet" if arch == "retinanet" else "GeneralizedRCNN"
     teacher_cfg, teacher_weights, _ = save_teacher(
         str(tmp_path), teacher_arch, depth=18, num_classes=len(SHAPES_CATEGORIES)

@@ -4,6 +4,7 @@ from detectron2.config import get_cfg
 from detectron2.engine import default_setup
 
 from ..config import add_csgr_config
+from ..config.reliability import add_reliability_config
 from ..modeling.teacher import resolve_path
 
 
@@ -17,6 +18,7 @@ def setup_cfg(args, freeze: bool = True):
     """
     cfg = get_cfg()
     add_csgr_config(cfg)
+    add_reliability_config(cfg)  # TODO(lead): move into add_csgr_config
     cfg.merge_from_file(resolve_path(args.config_file))
     cfg.merge_from_list(args.opts)
     if freeze:

@@ -80,8 +80,9 @@ def check_teacher(
         metric, value = primary_ap(result, dataset_name)
         if math.isnan(value) or value < min_ap:
             ok = False
+            shown = "undefined (no detection)" if math.isnan(value) else f"{value:.2f} <"
             lines.append(
-                f"FAIL: teacher {metric} on {dataset_name} is {value:.2f} < --min-ap {min_ap}. "
+                f"FAIL: teacher {metric} on {dataset_name} is {shown} --min-ap {min_ap}. "
                 f"The teacher weights probably did not load or do not fit this dataset: check "
                 f"MODEL.DISTILL.TEACHER.WEIGHTS={weights!r} and "
                 f"MODEL.DISTILL.TEACHER.CONFIG_FILE={cfg.MODEL.DISTILL.TEACHER.CONFIG_FILE!r}."

@@ -120,14 +120,14 @@ def plot_curves(
     for i, key in enumerate(keys):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         is_ap = bool(_AP_KEY.search(key))
-        for label, records in runs.items():
+        for j, (label, records) in enumerate(runs.items()):
             iters, values = series(records, key)
             if len(iters) == 0:
                 continue
-            if is_ap:
-                ax.plot(iters, values, marker="o", label=label)
-            else:
-                ax.plot(iters, _smooth(values, smooth), label=label)
+            style = {"color": f"C{j % 10}", "label": label}  # one colour per run in every panel
+            if is_ap or len(iters) < 30:
+                style["marker"] = "o" if is_ap else "."
+            ax.plot(iters, values if is_ap else _smooth(values, smooth), **style)
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("iteration", fontsize=8)
         ax.tick_params(labelsize=7)

@@ -44,10 +44,11 @@ def fgd_masks(
     i.e. 1/stride where the padded size is a multiple of the stride (always for p2-p5 with
     Detectron2's FPN size_divisibility of 32; on p6/p7, whose sizes are rounded up, the ratio
     slightly exceeds 1/stride). FGD's code divides by the un-padded image size instead, which
-    stretches boxes on padded batches. As in FGD's code, a box covers the cells ``floor(x0) .. ceil(x1)`` and ``floor(y0) ..
-    ceil(y1)`` (both ends included) and has the value ``1 / area`` with ``area`` the number of
-    those cells (counted before clipping to the map); where boxes overlap the mask keeps the
-    largest value. (FGD's code indexes the mask [x, y]; rows here are y.)
+    stretches boxes on padded batches. As in FGD's code, a box covers the cells
+    ``floor(x0) .. ceil(x1)`` and ``floor(y0) .. ceil(y1)`` (both ends included) and has the
+    value ``1 / area`` with ``area`` the number of those cells (counted before clipping to the
+    map); where boxes overlap the mask keeps the largest value. (FGD's code indexes the mask
+    [x, y]; rows here are y.)
 
     Args:
         boxes: per image, (M_i, 4) XYXY boxes in pixels of the padded batch tensor.

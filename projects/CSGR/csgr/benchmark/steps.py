@@ -1,0 +1,207 @@
+"""Models and one-step callables for the speed benchmark of distillation.
+
+Three kinds of work are timed on the same inputs:
+
+* the student's own training step (forward, backward, optimizer step), as a plain detector;
+* the teacher's backbone+FPN forward under ``torch.no_grad()``, with its own preprocessing,
+  exactly as the Distiller runs it;
+* the Distiller's training step with one method, and, isolated, that method's loss modules:
+  their forward plus a backward of the distillation terms alone, down to leaf copies of the
+  student tensors they read (so not through the student network).
+"""
+
+import dataclasses
+from typing import Callable, Dict, List, Optional
+
+import torch
+from detectron2.config import CfgNode, get_cfg
+from detectron2.modeling import build_model
+from detectron2.solver import build_optimizer
+from torch import nn
+
+from ..config import add_csgr_config
+from ..modeling import DistillBatch, build_detector
+from ..modeling.teacher import get_teacher_cfg, resolve_path
+
+__all__ = [
+    "load_distill_cfg",
+    "save_random_teacher",
+    "build_student",
+    "build_distiller",
+    "autocast",
+    "make_train_step",
+    "make_teacher_forward",
+    "capture_distill_batch",
+    "make_loss_step",
+    "state_bytes",
+]
+
+
+def load_distill_cfg(config_file: str, opts: List[str], device: str) -> CfgNode:
+    """A Distiller config from a file and ``KEY VALUE`` opts, on ``device``, with no student
+    weights to load (the benchmark times random models).
+
+    Raises:
+        ValueError: the config is not a Distiller config.
+    """
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    cfg.merge_from_file(resolve_path(config_file))
+    cfg.merge_from_list(list(opts))
+    if cfg.MODEL.META_ARCHITECTURE != "Distiller":
+        raise ValueError(f"{config_file} is not a Distiller config (MODEL.META_ARCHITECTURE)")
+    cfg.MODEL.DEVICE = device
+    cfg.MODEL.WEIGHTS = ""
+    return cfg
+
+
+def save_random_teacher(cfg: CfgNode, path: str, seed: int = 0) -> None:
+    """Build the teacher of ``cfg`` with random weights and save them to ``path`` (a checkpoint
+    that the Distiller's strict teacher loading accepts)."""
+    tcfg = get_teacher_cfg(cfg).clone()
+    tcfg.defrost()
+    tcfg.MODEL.DEVICE = "cpu"
+    torch.manual_seed(seed)
+    torch.save({"model": build_detector(tcfg).state_dict()}, path)
+
+
+def build_student(cfg: CfgNode, seed: int = 0) -> nn.Module:
+    """The plain student detector of a Distiller config, in training mode."""
+    torch.manual_seed(seed)
+    return build_detector(cfg).train()
+
+
+def build_distiller(cfg: CfgNode, methods: List[str], seed: int = 0) -> nn.Module:
+    """A Distiller with ``methods`` (its student initialised as :func:`build_student`'s).
+
+    Raises:
+        ValueError: a method does not apply to this student or teacher.
+    """
+    cfg = cfg.clone()
+    cfg.MODEL.DISTILL.METHODS = list(methods)
+    torch.manual_seed(seed)
+    return build_model(cfg).train()
+
+
+def autocast(device: torch.device, amp: bool):
+    """Autocast as Detectron2's AMP trainer uses it: float16 on CUDA, bfloat16 on the CPU."""
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device.type, dtype=dtype, enabled=amp)
+
+
+def make_train_step(
+    model: nn.Module, cfg: CfgNode, batch: List[dict], amp: bool = False
+) -> Callable[[], None]:
+    """One training step of ``model`` on ``batch``: forward, backward of the summed losses and an
+    optimizer step (Detectron2's ``build_optimizer``; a GradScaler under AMP on CUDA)."""
+    optimizer = build_optimizer(cfg, model)
+    device = model.device
+    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, amp):
+            losses = model(batch)
+        total = sum(losses.values())
+        if scaler is None:
+            total.backward()
+            optimizer.step()
+        else:
+            scaler.scale(total).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+    step.optimizer = optimizer
+    return step
+
+
+def make_teacher_forward(distiller: nn.Module, batch: List[dict], amp: bool = False):
+    """The teacher's backbone+FPN forward under no_grad, through the Distiller's own code path."""
+    device = distiller.device
+
+    def forward():
+        with autocast(device, amp):
+            return distiller._teacher_features(batch)  # the exact path of a training step
+
+    return forward
+
+
+def capture_distill_batch(distiller: nn.Module, batch: List[dict], amp: bool = False):
+    """The :class:`DistillBatch` the Distiller gives its loss modules on ``batch`` (one forward
+    under no_grad)."""
+    captured = {}
+    first = next(iter(distiller.distill_losses.values()))
+    handle = first.register_forward_pre_hook(lambda m, args: captured.setdefault("b", args[0]))
+    try:
+        with torch.no_grad(), autocast(distiller.device, amp):
+            distiller(batch)
+    finally:
+        handle.remove()
+    return captured["b"]
+
+
+def _as_leaves(obj, leaves: List[torch.Tensor]):
+    if torch.is_tensor(obj):
+        if not obj.is_floating_point():
+            return obj
+        leaf = obj.detach().requires_grad_(True)
+        leaves.append(leaf)
+        return leaf
+    if isinstance(obj, dict):
+        return {k: _as_leaves(v, leaves) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_as_leaves(v, leaves) for v in obj)
+    return obj
+
+
+def make_loss_step(
+    distiller: nn.Module, batch: List[dict], amp: bool = False
+) -> Optional[Callable[[], None]]:
+    """Forward of the Distiller's loss modules plus a backward of their terms alone.
+
+    The student's features and head outputs of one real step become leaf tensors, so the
+    backward stops there: it covers the loss modules and their own parameters (adapters,
+    attention blocks), not the student network (whose backward, in a real step, is shared with
+    the detection losses). Returns None when the method's terms carry no gradient.
+    """
+    captured: DistillBatch = capture_distill_batch(distiller, batch, amp)
+    leaves: List[torch.Tensor] = []
+    leaf_batch = dataclasses.replace(
+        captured,
+        student_features=_as_leaves(captured.student_features, leaves),
+        student_outputs=_as_leaves(captured.student_outputs, leaves),
+    )
+    modules = distiller.distill_losses
+    device = distiller.device
+
+    def step():
+        for t in leaves:
+            t.grad = None
+        modules.zero_grad(set_to_none=True)
+        with autocast(device, amp):
+            terms: Dict[str, torch.Tensor] = {}
+            for module in modules.values():
+                terms.update(module(leaf_batch))
+        total = sum(terms.values())
+        if total.requires_grad:
+            total.backward()
+
+    return step
+
+
+def state_bytes(model: nn.Module, optimizer=None, teacher: Optional[nn.Module] = None) -> int:
+    """Bytes of the tensors a training step keeps between steps: parameters, buffers, optimizer
+    state, and the teacher's parameters and buffers (each storage counted once)."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    if teacher is not None:
+        tensors += list(teacher.parameters()) + list(teacher.buffers())
+    if optimizer is not None:
+        for state in optimizer.state.values():
+            tensors += [v for v in state.values() if torch.is_tensor(v)]
+    seen, total = set(), 0
+    for t in tensors:
+        key = (t.device, t.untyped_storage().data_ptr())
+        if key not in seen:
+            seen.add(key)
+            total += t.untyped_storage().nbytes()
+    return total

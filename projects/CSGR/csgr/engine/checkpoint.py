@@ -1,0 +1,118 @@
+"""Checkpoints that a crash cannot leave half-written, and that never hold non-finite weights.
+
+``fvcore``'s ``Checkpointer.save`` writes ``model_XXXXXXX.pth`` in place and then rewrites
+``last_checkpoint`` in place: a run killed during the save can leave ``last_checkpoint`` naming a
+truncated file, and ``--resume`` then fails. :class:`AtomicCheckpointer` writes each file to a
+temporary name in the same folder, flushes and fsyncs it, renames it over the final name
+(``os.replace``, atomic on POSIX), fsyncs the folder, and only then updates ``last_checkpoint``
+the same way. It also refuses to save a model with a NaN or infinite weight.
+"""
+
+import contextlib
+import os
+import uuid
+from typing import IO, Any, Callable, List
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+
+__all__ = ["AtomicCheckpointer", "atomic_write", "non_finite_tensors"]
+
+_KEYS_SHOWN = 10
+
+
+def _fsync_dir(path: str) -> None:
+    with contextlib.suppress(OSError):  # not every file system lets a folder be opened
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Write a file so that ``path`` holds either its old content or the complete new one.
+
+    Args:
+        path: the final local path.
+        write: writes the content to the binary file object it is given.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    # a hidden, unique name in the same folder (same file system, so os.replace is atomic);
+    # created with open() so that it gets the usual permissions (umask), unlike mkstemp's 0600
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def non_finite_tensors(state_dict: dict) -> List[str]:
+    """Names of the floating-point tensors of ``state_dict`` with a NaN or infinite value."""
+    return [
+        k
+        for k, v in state_dict.items()
+        if isinstance(v, torch.Tensor)
+        and v.is_floating_point()
+        and not bool(torch.isfinite(v).all())
+    ]
+
+
+class AtomicCheckpointer(DetectionCheckpointer):
+    """``DetectionCheckpointer`` whose saves are atomic and refuse non-finite weights.
+
+    Paths with a "://" scheme (remote storage) fall back to the non-atomic ``PathManager``
+    writes of Detectron2.
+    """
+
+    def _is_local(self) -> bool:
+        return "://" not in str(self.save_dir)
+
+    def save(self, name: str, **kwargs: Any) -> None:
+        """Save the model and checkpointables to ``<save_dir>/<name>.pth`` atomically.
+
+        Raises:
+            FloatingPointError: a model weight is NaN or infinite; nothing is written and
+                ``last_checkpoint`` still names the previous checkpoint.
+        """
+        if not self.save_dir or not self.save_to_disk:
+            return
+        model_state = self.model.state_dict()
+        bad = non_finite_tensors(model_state)
+        if bad:
+            shown = ", ".join(bad[:_KEYS_SHOWN]) + (" ..." if len(bad) > _KEYS_SHOWN else "")
+            raise FloatingPointError(
+                f"Not saving checkpoint {name}.pth: {len(bad)} model tensor(s) hold NaN or "
+                f"infinite values ({shown}); last_checkpoint still names "
+                f"{self.get_checkpoint_file() or 'no checkpoint'!r}"
+            )
+        if not self._is_local():
+            return super().save(name, **kwargs)
+        data = {"model": model_state}
+        for key, obj in self.checkpointables.items():
+            data[key] = obj.state_dict()
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        if os.path.basename(save_file) != basename:
+            raise ValueError(f"checkpoint name {name!r} must not contain a path separator")
+        self.logger.info(f"Saving checkpoint to {save_file}")
+        os.makedirs(self.save_dir, exist_ok=True)
+        atomic_write(save_file, lambda f: torch.save(data, f))
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        """Point ``last_checkpoint`` to ``last_filename_basename``, atomically."""
+        if not self._is_local():
+            return super().tag_last_checkpoint(last_filename_basename)
+        atomic_write(
+            os.path.join(self.save_dir, "last_checkpoint"),
+            lambda f: f.write(last_filename_basename.encode()),
+        )
