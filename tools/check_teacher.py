@@ -25,7 +25,9 @@ from csgr.release.teacher_check import check_teacher
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config-file", required=True, metavar="FILE", help="Distiller config")
-    parser.add_argument("--min-ap", type=float, default=1.0, help="fail below this AP (percent)")
+    parser.add_argument(
+        "--min-ap", type=float, default=1.0, help="fail below this AP, percent (< 0: never)"
+    )
     parser.add_argument("--output", help="evaluator output folder (default: none written)")
     parser.add_argument(
         "--register", action="append", default=[], help="module registering datasets (.py/name)"

@@ -70,6 +70,9 @@ def check_teacher(
 ) -> Tuple[bool, List[str]]:
     """Evaluate the teacher and compare its AP (AP50 on VOC) with ``min_ap`` on every test set.
 
+    An undefined AP (no detection at all) fails unless ``min_ap`` is negative, which disables
+    the check.
+
     Returns:
         (whether every test set reaches ``min_ap``, report lines to print)
     """
@@ -78,7 +81,7 @@ def check_teacher(
     weights = cfg.MODEL.DISTILL.TEACHER.WEIGHTS
     for dataset_name, result in results.items():
         metric, value = primary_ap(result, dataset_name)
-        if math.isnan(value) or value < min_ap:
+        if value < min_ap or (math.isnan(value) and min_ap >= 0):
             ok = False
             shown = "undefined (no detection)" if math.isnan(value) else f"{value:.2f} <"
             lines.append(

@@ -7,6 +7,7 @@ from torch import nn
 
 from ...layers import CrissCrossAttention
 from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss
+from .feature_pairs import feature_pairs
 from .levels import ChannelAdapters, select_levels
 
 __all__ = ["CSGRLoss", "CSGR", "build_csgr_loss", "normalize_per_channel", "category_prototypes"]
@@ -116,28 +117,13 @@ class CSGRLoss(DistillLoss):
         Returns:
             {"loss_csgr_cat": scalar, "loss_csgr_rel": scalar}, weighted, float32.
         """
-        missing = [
-            k
-            for k in self.in_features
-            if k not in batch.student_features or k not in batch.teacher_features
-        ]
-        if missing:
-            raise KeyError(
-                f"CSGR: levels {missing} are missing from the batch (student has "
-                f"{sorted(batch.student_features)}, teacher has {sorted(batch.teacher_features)})"
-            )
         device = batch.student_features[self.in_features[0]].device
         loss_cat = torch.zeros((), device=device)
         loss_rel = torch.zeros((), device=device)
         with torch.autocast(device_type=device.type, enabled=False):
-            for k in self.in_features:
-                student = self.adapters(k, batch.student_features[k].float())
-                teacher = batch.teacher_features[k].float().detach()
-                if student.shape != teacher.shape:
-                    raise ValueError(
-                        f"CSGR: level {k} is {tuple(student.shape)} in the (adapted) student "
-                        f"but {tuple(teacher.shape)} in the teacher"
-                    )
+            for k, student, teacher in feature_pairs(
+                batch, self.in_features, self.adapters, "CSGR"
+            ):
                 student = normalize_per_channel(student)
                 teacher = normalize_per_channel(teacher)
                 n = student.shape[0]
