@@ -22,6 +22,7 @@ from tiny_models import ROOT, distill_cfg, save_teacher, tiny_cfg
 
 import csgr  # noqa: F401
 from csgr.data.datasets import SHAPES_CATEGORIES, generate_shapes_dataset
+from csgr.engine.user_modules import ENV_VAR, import_user_modules
 from csgr.release import file_sha256, release_student, replace_section, student_state_dict
 
 METRICS = [
@@ -283,5 +284,31 @@ def test_check_teacher_fails_on_random_teacher(tmp_path, shapes_env, capsys):
     assert weights_path in out
     assert tool.main([*argv, "--min-ap", "-1", *opts]) == 0
     assert "OK: teacher AP on csgr_shapes_val" in capsys.readouterr().out
+
+    # a user's own COCO-format dataset, registered by a module given with --register
+    module = tmp_path / "my_datasets.py"
+    shapes = shapes_env / "csgr_shapes"
+    module.write_text(
+        "from detectron2.data.datasets import register_coco_instances\n"
+        f"register_coco_instances('my_val', {{}}, '{shapes}/annotations/instances_val.json', "
+        f"'{shapes}/val')\n"
+    )
+    test_set = ["DATASETS.TEST", "('my_val',)"]
+    assert tool.main([*argv, "--min-ap", "-1", "--register", str(module), *opts, *test_set]) == 0
+    assert "OK: teacher AP on my_val" in capsys.readouterr().out
     with pytest.raises(FileNotFoundError, match="command/line.pth"):
         tool.main(argv)
+
+
+def test_import_user_modules(tmp_path, monkeypatch):
+    first, second, log = tmp_path / "first.py", tmp_path / "second.py", tmp_path / "imports.log"
+    first.write_text(f"open({str(log)!r}, 'a').write('first\\n')\n")
+    second.write_text("VALUE = 2\n")
+    monkeypatch.setenv(ENV_VAR, str(first))  # $CSGR_REGISTER, then the --register modules
+    modules = import_user_modules([str(second)])
+    assert [m.__name__ for m in modules] == ["csgr_user_first", "csgr_user_second"]
+    assert modules[1].VALUE == 2
+    import_user_modules([str(second)])
+    assert log.read_text() == "first\n"  # once per process
+    with pytest.raises(FileNotFoundError, match="missing.py"):
+        import_user_modules([str(tmp_path / "missing.py")])

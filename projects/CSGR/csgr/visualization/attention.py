@@ -245,34 +245,34 @@ def write_attention_pictures(
         teacher, student = features[level]
         stride = strides[level]
         classifier = module.classifiers[level]
-        att_t, att_s = category_attention(classifier, teacher), category_attention(
-            classifier, student
-        )
+        att_t = category_attention(classifier, teacher)  # (K, H_l, W_l)
+        att_s = category_attention(classifier, student)
         for k, name in enumerate(names):
             heat_t, heat_s = _pair(to_image(att_t[k], stride), to_image(att_s[k], stride))
-            picture = side_by_side(
-                [image_bgr, overlay_heatmap(image_bgr, heat_t), overlay_heatmap(image_bgr, heat_s)],
-                [f"{level} {name}", "teacher", "student"],
-            )
             path = os.path.join(output_dir, f"category_{level}_{k:02d}_{_safe(name)}.png")
-            imwrite(path, picture)
-            written.append(path)
+            written.append(_three_panels(path, image_bgr, heat_t, heat_s, f"{level} {name}"))
 
-        # the pixel, in cells of the level (resized input -> level grid)
+        # the pixel in cells of the level: original image -> resized input -> level grid
         row = min(int(y * resized_hw[0] / image_hw[0]) // stride, teacher.shape[2] - 1)
         col = min(int(x * resized_hw[1] / image_hw[1]) // stride, teacher.shape[3] - 1)
         relation = module.relations[level]
         rel_t = criss_cross_relation(relation, teacher, row, col, step)
         rel_s = criss_cross_relation(relation, student, row, col, step)
         heat_t, heat_s = _pair(to_image(rel_t, stride, True), to_image(rel_s, stride, True))
-        panels = [
-            image_bgr.copy(),
-            overlay_heatmap(image_bgr, heat_t),
-            overlay_heatmap(image_bgr, heat_s),
-        ]
-        panels = [mark_pixel(p, (x, y)) for p in panels]
-        picture = side_by_side(panels, [f"{level} pixel ({x},{y})", "teacher", "student"])
         path = os.path.join(output_dir, f"relation_{level}.png")
-        imwrite(path, picture)
-        written.append(path)
+        title = f"{level} pixel ({x},{y})"
+        written.append(_three_panels(path, image_bgr, heat_t, heat_s, title, pixel=(x, y)))
     return written
+
+
+def _three_panels(path, image_bgr, heat_t, heat_s, title, pixel=None) -> str:
+    """Write image | teacher map | student map (maps (H, W) in [0, 1]); returns ``path``."""
+    panels = [
+        image_bgr.copy(),
+        overlay_heatmap(image_bgr, heat_t),
+        overlay_heatmap(image_bgr, heat_s),
+    ]
+    if pixel is not None:
+        panels = [mark_pixel(p, pixel) for p in panels]
+    imwrite(path, side_by_side(panels, [title, "teacher", "student"]))
+    return path

@@ -7,6 +7,7 @@ so that registration never touches the disk and a process (or a test) can point 
 elsewhere after import.
 """
 
+import json
 import logging
 import os
 from typing import Callable, List
@@ -124,6 +125,26 @@ def rebind_lazy(name: str, loader: Callable[[], List[dict]], owner_module: str) 
     return True
 
 
+def _explain_key_error(json_file: str, error: KeyError) -> str:
+    """Why ``load_coco_json`` raised ``error``: unknown category ids (all listed) or a missing
+    COCO key. Reads the json again, only on this error path."""
+    with open(json_file) as f:
+        coco = json.load(f)
+    if not isinstance(coco, dict) or "annotations" not in coco or "categories" not in coco:
+        return (
+            f"not a COCO instances file (missing key {error}; expected 'images', "
+            "'annotations' and 'categories')"
+        )
+    known = sorted({c.get("id") for c in coco["categories"]})
+    unknown = sorted({a.get("category_id") for a in coco["annotations"]} - set(known))
+    if unknown:
+        return (
+            f"annotations use category ids {unknown} that are not in its 'categories' "
+            f"(ids {known})"
+        )
+    return f"missing key {error} in an image or annotation record"
+
+
 def load_coco_checked(dataset_name: str, json_file: str, image_root: str) -> List[dict]:
     """
     ``load_coco_json`` with explicit errors for missing paths and mismatched categories.
@@ -136,12 +157,27 @@ def load_coco_checked(dataset_name: str, json_file: str, image_root: str) -> Lis
     Returns:
         list[dict]: Detectron2 dataset dicts; boxes stay ``XYWH_ABS`` (``bbox_mode``) as in
         the json, contiguous ``category_id`` in ``[0, len(thing_classes))``.
+
+    Raises:
+        FileNotFoundError: ``json_file`` or ``image_root`` is missing (named).
+        ValueError: naming ``json_file`` when it is not valid JSON (with the error's line,
+            column and character), uses category ids absent from its ``categories`` (all of
+            them listed), lacks COCO keys, or does not match the registered categories.
     """
     require_file(json_file, dataset_name)
     require_dir(image_root, dataset_name)
     refresh_metadata(dataset_name, json_file=json_file, image_root=image_root)
     try:
         return load_coco_json(json_file, image_root, dataset_name)
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"Dataset '{dataset_name}': {json_file} is not valid JSON: {e.msg} at line "
+            f"{e.lineno}, column {e.colno} (character {e.pos})"
+        ) from e
+    except KeyError as e:
+        raise ValueError(
+            f"Dataset '{dataset_name}': {json_file}: {_explain_key_error(json_file, e)}"
+        ) from e
     except AssertionError as e:
         # Detectron2 asserts that the json's category names match the registered ones.
         expected = MetadataCatalog.get(dataset_name).get("thing_classes")
