@@ -8,10 +8,10 @@ python tools/train_net.py --config-file ... --eval-only MODEL.WEIGHTS output/mod
 """
 
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.engine import default_argument_parser, launch
+from detectron2.engine import launch
 
 import csgr  # noqa: F401  registers the Distiller, the losses and the datasets
-from csgr.engine import Trainer, setup_cfg
+from csgr.engine import Trainer, argument_parser, setup_cfg
 
 
 def main(args):
@@ -28,7 +28,7 @@ def main(args):
 
 
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
+    args = argument_parser().parse_args()
     print("Command Line Args:", args)
     launch(
         main,

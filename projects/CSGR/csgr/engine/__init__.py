@@ -1,4 +1,4 @@
-from .setup import setup_cfg
+from .setup import argument_parser, setup_cfg
 from .trainer import Trainer
 
-__all__ = ["Trainer", "setup_cfg"]
+__all__ = ["Trainer", "argument_parser", "setup_cfg"]

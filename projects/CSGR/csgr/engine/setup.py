@@ -1,11 +1,26 @@
 """Building the config of a run from command-line arguments."""
 
 from detectron2.config import get_cfg
-from detectron2.engine import default_setup
+from detectron2.engine import default_argument_parser, default_setup
 
 from ..config import add_csgr_config
-from ..config.reliability import add_reliability_config
 from ..modeling.teacher import resolve_path
+from .user_modules import ENV_VAR, import_user_modules
+
+
+def argument_parser(epilog=None):
+    """Detectron2's standard training arguments plus ``--register MODULE`` (repeatable): a
+    ``.py`` file or module name imported before the config is read, e.g. one registering your
+    datasets (``$CSGR_REGISTER`` adds more, separated by ':')."""
+    parser = default_argument_parser(epilog)
+    parser.add_argument(
+        "--register",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help=f"a .py file or module name to import first (repeatable; ${ENV_VAR} adds more)",
+    )
+    return parser
 
 
 def setup_cfg(args, freeze: bool = True):
@@ -16,9 +31,9 @@ def setup_cfg(args, freeze: bool = True):
         freeze: freeze the config and run Detectron2's ``default_setup`` (logging, output dir,
             seed, config dump).
     """
+    import_user_modules(getattr(args, "register", []))  # runs in every launched process
     cfg = get_cfg()
     add_csgr_config(cfg)
-    add_reliability_config(cfg)  # TODO(lead): move into add_csgr_config
     cfg.merge_from_file(resolve_path(args.config_file))
     cfg.merge_from_list(args.opts)
     if freeze:
