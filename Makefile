@@ -10,5 +10,7 @@ setup:
 main: setup
 	$(PY) tools/run_main.py $(ARGS)
 
+# One torch thread per test process: on a 2-core machine the tests' own subprocesses (DDP,
+# kill-and-resume) would otherwise oversubscribe the cores.
 test: setup
-	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q tests $(PYTEST_ARGS)

@@ -23,6 +23,16 @@ TRAIN_NET = os.path.join(ROOT, "tools", "train_net.py")
 KILL_TIMEOUT_S = 240
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread; on a loaded 2-core machine torch's default of one
+    thread per core is an order of magnitude slower (spinning OpenMP threads)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def shapes_root(tmp_path_factory):
     """A $DETECTRON2_DATASETS holding a tiny generated csgr_shapes (12 train, 4 val, 64 px)."""
@@ -60,9 +70,11 @@ def subprocess_env(shapes_root):
 
 
 def _train_cmd(config_file, output_dir, resume=False):
-    return [sys.executable, TRAIN_NET, "--config-file", config_file] + (
-        ["--resume"] if resume else []
-    ) + ["OUTPUT_DIR", str(output_dir)]
+    return (
+        [sys.executable, TRAIN_NET, "--config-file", config_file]
+        + (["--resume"] if resume else [])
+        + ["OUTPUT_DIR", str(output_dir)]
+    )
 
 
 def _last_checkpoint(output_dir):
@@ -101,7 +113,11 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, shapes_root):
 
     with open(tmp_path / "resumed.log", "w") as log:
         subprocess.run(
-            _train_cmd(config_file, killed, resume=True), env=env, stdout=log, stderr=log, check=True
+            _train_cmd(config_file, killed, resume=True),
+            env=env,
+            stdout=log,
+            stderr=log,
+            check=True,
         )
     text = (tmp_path / "resumed.log").read_text()
     start = int(text.split("Starting training from iteration ")[1].split()[0])

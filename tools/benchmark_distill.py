@@ -61,7 +61,9 @@ def main(argv=None):
     opts = list(args.opts)
     if args.teacher_config:
         opts += ["MODEL.DISTILL.TEACHER.CONFIG_FILE", args.teacher_config]
-    precisions = args.precisions or (["fp32", "amp"] if args.device.startswith("cuda") else ["fp32"])
+    precisions = args.precisions or (
+        ["fp32", "amp"] if args.device.startswith("cuda") else ["fp32"]
+    )
     settings = SpeedSettings(
         config_file=args.config_file,
         opts=opts,

@@ -62,7 +62,9 @@ def accuracy_table(agg: Dict[str, Dict[str, dict]], seeds: Dict[str, int]) -> st
         ap = stats["AP"]
         spread = "n/a" if math.isnan(ap["mean"]) else f"{ap['min']:.2f}-{ap['max']:.2f}"
         delta = ap["mean"] - base
-        delta_cell = "" if label in ("baseline", "teacher") or math.isnan(delta) else f"{delta:+.2f}"
+        delta_cell = (
+            "" if label in ("baseline", "teacher") or math.isnan(delta) else f"{delta:+.2f}"
+        )
         rows.append([label, seeds.get(label, 0), *(_cell(stats[m]) for m in METRICS)])
         rows[-1] += [spread, delta_cell]
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
@@ -96,9 +98,10 @@ def bar_chart(agg: Dict[str, Dict[str, dict]], path: str, title: str, metric: st
     means = [agg[k][metric]["mean"] for k in labels]
     errors = [0.0 if math.isnan(agg[k][metric]["std"]) else agg[k][metric]["std"] for k in labels]
     colors = [_COLORS.get(k, "tab:blue") for k in labels]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(labels), 3.6))
-    ax.bar(labels, [0.0 if math.isnan(m) else m for m in means], yerr=errors, color=colors,
-           capsize=3)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.8 * len(labels)), 3.8))
+    ax.bar(
+        labels, [0.0 if math.isnan(m) else m for m in means], yerr=errors, color=colors, capsize=3
+    )
     teacher: Optional[float] = agg.get("teacher", {}).get(metric, {}).get("mean")
     if teacher is not None and not math.isnan(teacher):
         ax.axhline(teacher, color="black", linestyle="--", linewidth=1, label="teacher")

@@ -76,11 +76,12 @@ def _config_path(name: str) -> str:
 
 
 def schedule_opts(iters: Optional[int]) -> List[str]:
-    """Opts for ``iters`` iterations with LR steps at 2/3 and 8/9 (none: the config's)."""
+    """Opts for ``iters`` iterations with LR steps at 2/3 and 8/9 (none: the config's); steps
+    that would fall outside (0, iters) or coincide, as in a tiny test schedule, are dropped."""
     if iters is None:
         return []
-    steps = f"({max(1, iters * 2 // 3)}, {max(1, iters * 8 // 9)})"
-    return ["SOLVER.MAX_ITER", str(iters), "SOLVER.STEPS", steps]
+    steps = sorted({s for s in (iters * 2 // 3, iters * 8 // 9) if 0 < s < iters})
+    return ["SOLVER.MAX_ITER", str(iters), "SOLVER.STEPS", repr(tuple(steps))]
 
 
 def plan_runs(
@@ -116,7 +117,9 @@ def plan_runs(
     if not teacher_weights:
         teacher_dir = os.path.join(out, "teacher", f"seed{teacher_seed}")
         teacher_opts = schedule_opts(teacher_iters) + ["SEED", str(teacher_seed)] + extra
-        teacher = Run("teacher", teacher_seed, _config_path(teacher_name), teacher_dir, teacher_opts)
+        teacher = Run(
+            "teacher", teacher_seed, _config_path(teacher_name), teacher_dir, teacher_opts
+        )
         teacher_weights = os.path.join(teacher_dir, "model_final.pth")
     students, skipped = [], {}
     labels = [("baseline", baseline_name)]

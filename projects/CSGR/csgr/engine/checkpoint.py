@@ -40,7 +40,9 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     # a hidden, unique name in the same folder (same file system, so os.replace is atomic);
     # created with open() so that it gets the usual permissions (umask), unlike mkstemp's 0600
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = os.path.join(
+        folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    )
     try:
         with open(tmp, "xb") as f:
             write(f)

@@ -49,16 +49,21 @@ def check_finite_losses(
     finite = torch.isfinite(values)
     if not _any_rank(~finite.all()):
         return
-    values = values.tolist()
-    bad = [f"{k}={v}" for k, v, ok in zip(names, values, finite.tolist()) if not ok]
-    where = f" on rank {comm.get_rank()}" if comm.get_world_size() > 1 else ""
-    if not bad:
-        bad = ["(all finite here; another rank has a non-finite term)"]
-    others = ", ".join(f"{k}={v:.4g}" for k, v, ok in zip(names, values, finite.tolist()) if ok)
-    message = (
-        f"Non-finite loss at iteration {iteration}{where}: {', '.join(bad)} (other terms: "
-        f"{others or 'none'}). Training stopped before backward: this iteration changed no weight "
-        "and wrote no checkpoint."
+    values, finite = values.tolist(), finite.tolist()
+    bad = ", ".join(f"{k}={v}" for k, v, ok in zip(names, values, finite) if not ok)
+    good = ", ".join(f"{k}={v:.4g}" for k, v, ok in zip(names, values, finite) if ok) or "none"
+    rank = comm.get_rank()
+    if bad:
+        where = f" on rank {rank}" if comm.get_world_size() > 1 else ""
+        message = f"Non-finite loss at iteration {iteration}{where}: {bad} (other terms: {good})."
+    else:
+        message = (
+            f"Non-finite loss at iteration {iteration} on another rank (rank {rank} has only "
+            f"finite terms: {good})."
+        )
+    message += (
+        " Training stopped before backward: this iteration changed no weight and wrote no "
+        "checkpoint."
     )
     if hint is not None:
         message += " " + hint()

@@ -92,6 +92,21 @@ class StrictTeacherCheckpointer(DetectionCheckpointer):
     ``student.*`` weights are taken).
     """
 
+    def _load_file(self, filename):
+        try:
+            loaded = super()._load_file(filename)
+        except Exception as e:
+            raise ValueError(
+                f"Teacher weights {filename!r} (MODEL.DISTILL.TEACHER.WEIGHTS) cannot be read as a "
+                f"checkpoint ({type(e).__name__}: {e})"
+            ) from e
+        if not isinstance(loaded.get("model"), dict):
+            raise ValueError(
+                f"Teacher weights {filename!r} (MODEL.DISTILL.TEACHER.WEIGHTS) hold no dict of "
+                f"weights (found {type(loaded.get('model')).__name__})"
+            )
+        return loaded
+
     def _load_model(self, checkpoint):
         model = checkpoint["model"]
         if any(k.startswith("student.") for k in model):

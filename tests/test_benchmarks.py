@@ -1,0 +1,117 @@
+"""Tiny runs of the benchmark tools: they run and their outputs have the expected structure.
+
+Timing values are not checked (the CPU is shared); sizes, repeats and schedules are minimal.
+"""
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+
+import pytest
+from tiny_models import ROOT, distill_cfg
+
+from csgr.benchmark.speed_report import SPEED_HEADERS
+from csgr.data.datasets import generate_shapes_dataset
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_cfg(cfg, path):
+    with open(path, "w") as f:
+        f.write(cfg.dump())
+    return str(path)
+
+
+def _rows_by_case(rows):
+    return {row["case"]: row for row in rows}
+
+
+@pytest.mark.parametrize(
+    "arch, methods, applicable",
+    [
+        ("GeneralizedRCNN", ["CSGR", "FGD", "PCD"], ["CSGR", "FGD"]),
+        ("RetinaNet", ["CSGR", "PCD", "DKD"], ["CSGR", "PCD"]),
+    ],
+)
+def test_benchmark_distill_tiny(tmp_path, arch, methods, applicable):
+    cfg = distill_cfg(str(tmp_path), student_arch=arch, teacher_arch=arch)
+    config_file = _write_cfg(cfg, tmp_path / "distill.yaml")
+    output, json_path = tmp_path / "speed.md", tmp_path / "speed.json"
+    argv = ["--config-file", config_file, "--device", "cpu", "--height", "64", "--width", "96"]
+    argv += ["--batch", "2", "--repeats", "1", "--warmup", "0", "--methods", *methods]
+    argv += ["--output", str(output), "--json", str(json_path)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = _load_tool("benchmark_distill").main(argv)
+
+    assert list(result["results"]) == ["fp32"]
+    rows = _rows_by_case(result["results"]["fp32"])
+    assert {"(a) student step", "(b) teacher backbone+FPN", "(a)+(b)"} <= set(rows)
+    for case in ("(a) student step", "(b) teacher backbone+FPN"):
+        assert {"ms", "min_ms", "max_ms", "images_per_s", "peak_mib", "state_mib"} <= set(
+            rows[case]
+        )
+    for method in methods:
+        row = rows[f"(c) {method}"]
+        if method in applicable:
+            assert {"ms", "ratio", "loss_ms", "loss_share", "residual_share", "peak_mib"} <= set(
+                row
+            )
+            assert row["ratio"] > 0 and row["loss_ms"] > 0
+        else:
+            assert "ms" not in row and row["note"]
+    report = output.read_text()
+    assert all(h in report for h in SPEED_HEADERS)
+    assert "goal (c)/((a)+(b)) for CSGR <= 1.05" in report
+    assert "64x96" in report
+    assert json.loads(json_path.read_text())["settings"]["methods"] == methods
+
+
+def test_benchmark_criss_cross_tiny():
+    out = io.StringIO()
+    argv = ["--device", "cpu", "--levels", "p7", "--channels", "16", "--repeats", "1"]
+    with contextlib.redirect_stdout(out):
+        _load_tool("benchmark_criss_cross").main(argv)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("criss-cross vs dense masked attention")
+    assert any(line.startswith("| p7") for line in lines)
+
+
+def test_benchmark_accuracy_tiny(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "d2datasets"
+    generate_shapes_dataset(str(data / "csgr_shapes"), num_train=12, num_val=6, image_size=64)
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(data))
+    out = tmp_path / "bench"
+    argv = ["--iters", "2", "--teacher-iters", "2", "--seeds", "1", "2"]
+    argv += ["--methods", "CSGR", "PCD", "--output", str(out)]
+    argv += ["SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
+    argv += ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64"]
+    argv += ["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"]
+    tool = _load_tool("benchmark_accuracy")
+    agg = tool.main(argv)
+
+    assert set(agg) == {"teacher", "baseline", "CSGR"}
+    assert set(agg["CSGR"]["AP"]) == {"mean", "std", "min", "max", "n"}
+    run_dir = out / "frcnn"
+    for label in ("baseline", "csgr"):
+        for seed in (1, 2):
+            assert (run_dir / label / f"seed{seed}" / "metrics.json").is_file()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert len(results["results"]["baseline"]) == 2 and len(results["results"]["CSGR"]) == 2
+    assert "PCD" in results["skipped"]
+    report = (run_dir / "accuracy.md").read_text()
+    assert "| model" in report and "| CSGR" in report and "| baseline" in report
+    assert "CSGR AP >= baseline + 2" in report and "PCD: skipped" in report
+    assert (run_dir / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # --reuse trains nothing again
+    capsys.readouterr()
+    tool.main(["--reuse", *argv])
+    printed = capsys.readouterr().out
+    assert printed.count("reusing") == 5 and "done in" not in printed

@@ -1,0 +1,158 @@
+"""Two-process training on the CPU through Detectron2's ``launch`` (gloo) against one process
+with the same total batch.
+
+Set-up that removes the differences that are not DDP's: the student uses GroupNorm (BN would
+normalise over 1 image per process instead of 2; use SyncBN for BN students), no random flip
+(each rank draws its own augmentations), and every anchor / proposal is sampled (each rank
+draws its own samples). What remains is batch-dependent by design (relative differences
+measured at iteration 0, when both runs have the same weights):
+
+* RPN losses: normalised per image: identical (~1e-7);
+* ROI losses: normalised by the proposals sampled over the process's batch (loss_cls ~3e-4,
+  loss_box_reg ~6e-3);
+* ``loss_csgr_rel``: per-channel statistics over (N, H, W) of the process's batch (~1e-3);
+* ``loss_csgr_cat``: the same statistics, which the category prototypes amplify (~5x at
+  initialisation): CSGR's statistics are per process, like BatchNorm's without SyncBN.
+
+Iterations 1 and 2 (after synchronised updates) stay within 5% on all terms but
+``loss_csgr_cat``.
+"""
+
+import json
+import math
+import subprocess
+import sys
+
+import torch
+from test_resume_kill import (  # noqa: F401  (fixtures)
+    one_torch_thread,
+    shapes_distill_cfg,
+    shapes_root,
+    subprocess_env,
+    write_cfg,
+)
+
+SCRIPT = """
+import json, os, sys
+import torch
+from detectron2.engine import HookBase, default_argument_parser, launch
+from detectron2.utils import comm
+import csgr  # noqa: F401
+from csgr.engine import Trainer, setup_cfg
+from csgr.modeling.losses.csgr import CSGRLoss
+
+NAN_RANK = int(os.environ.get("CSGR_TEST_NAN_RANK", "-1"))
+_forward = CSGRLoss.forward
+
+
+def _nan_on_one_rank(self, batch):
+    from detectron2.utils.events import get_event_storage
+    losses = _forward(self, batch)
+    if comm.get_rank() == NAN_RANK and get_event_storage().iter == 1:
+        losses["loss_csgr_rel"] = losses["loss_csgr_rel"] * float("nan")
+    return losses
+
+
+CSGRLoss.forward = _nan_on_one_rank
+
+
+class DumpLosses(HookBase):
+    def after_train(self):
+        if comm.is_main_process():
+            st = self.trainer.storage
+            out = {k: [v for v, _ in st.history(k).values()] for k in st.histories()
+                   if k.startswith("loss_") or k == "total_loss"}
+            with open(os.path.join(self.trainer.cfg.OUTPUT_DIR, "losses.json"), "w") as f:
+                json.dump(out, f)
+
+
+def main(args):
+    cfg = setup_cfg(args)
+    trainer = Trainer(cfg)
+    trainer.register_hooks([DumpLosses()])
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    model = getattr(trainer.model, "module", trainer.model)
+    torch.save(model.state_dict(), os.path.join(cfg.OUTPUT_DIR, f"rank{comm.get_rank()}.pth"))
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
+"""
+
+# relative tolerances at iteration 0 (same weights in both runs), see the module docstring
+RTOL = {
+    "loss_rpn_cls": 1e-5,
+    "loss_rpn_loc": 1e-5,
+    "loss_cls": 0.01,
+    "loss_box_reg": 0.03,
+    "loss_csgr_rel": 0.01,
+}
+
+
+def _launch(tmp_path, shapes_root, config_file, name, num_procs, check=True, **env):
+    out = tmp_path / name
+    script = tmp_path / "ddp_train.py"
+    script.write_text(SCRIPT)
+    cmd = [sys.executable, str(script), "--config-file", config_file]
+    cmd += ["--num-gpus", str(num_procs), "--dist-url", "auto", "OUTPUT_DIR", str(out)]
+    env = dict(subprocess_env(shapes_root), **env)
+    with open(tmp_path / f"{name}.log", "w") as log:
+        proc = subprocess.run(cmd, env=env, stdout=log, stderr=log, check=check, timeout=300)
+    return proc, out
+
+
+def _run(tmp_path, shapes_root, config_file, name, num_procs):
+    _, out = _launch(tmp_path, shapes_root, config_file, name, num_procs)
+    with open(out / "losses.json") as f:
+        return json.load(f), out
+
+
+def _ddp_cfg(tmp_path, max_iter):
+    cfg = shapes_distill_cfg(tmp_path, max_iter=max_iter, period=100)
+    cfg.SOLVER.BASE_LR = 0.001
+    cfg.SOLVER.IMS_PER_BATCH = 2  # 2 images in one process, 1 per process with 2
+    cfg.MODEL.RESNETS.NORM = "GN"
+    cfg.INPUT.RANDOM_FLIP = "none"
+    cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 4096  # > the 1023 anchors of a 64 x 64 image
+    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 512  # > the 64 proposals + ground truth
+    cfg.MODEL.ROI_HEADS.POSITIVE_FRACTION = 1.0
+    return write_cfg(cfg, tmp_path / "cfg.yaml")
+
+
+def test_two_processes_match_one(tmp_path, shapes_root):
+    config_file = _ddp_cfg(tmp_path, max_iter=3)
+
+    one, _ = _run(tmp_path, shapes_root, config_file, "one", 1)
+    two, out = _run(tmp_path, shapes_root, config_file, "two", 2)
+
+    assert set(one) == set(two) and len(two["total_loss"]) == 3
+    assert all(math.isfinite(v) for values in two.values() for v in values)
+    for k, rtol in RTOL.items():
+        assert math.isclose(one[k][0], two[k][0], rel_tol=rtol), (k, one[k][0], two[k][0])
+    for k in RTOL:
+        for it in (1, 2):
+            assert math.isclose(one[k][it], two[k][it], rel_tol=0.05), (k, it, one[k], two[k])
+    # DDP keeps the processes' weights identical, distillation modules included
+    rank0, rank1 = torch.load(out / "rank0.pth"), torch.load(out / "rank1.pth")
+    assert any(k.startswith("distill_losses.") for k in rank0)
+    for k in rank0:
+        assert torch.equal(rank0[k], rank1[k]), k
+
+
+def test_nan_on_one_rank_stops_every_rank(tmp_path, shapes_root):
+    """A NaN term on rank 1 only: both processes stop at the same iteration (no rank hangs in
+    the next all-reduce), the error names the term, the iteration and the rank."""
+    config_file = _ddp_cfg(tmp_path, max_iter=4)
+    proc, out = _launch(
+        tmp_path, shapes_root, config_file, "nan", 2, check=False, CSGR_TEST_NAN_RANK="1"
+    )
+    assert proc.returncode != 0
+    # each rank's own log holds its error (rank 0's also goes to the console)
+    log = "".join(p.read_text() for p in [tmp_path / "nan.log", *out.glob("log.txt*")])
+    assert "NonFiniteLossError" in log
+    assert "Non-finite loss at iteration 1 on rank 1: loss_csgr_rel=nan" in log
+    assert "Non-finite loss at iteration 1 on another rank (rank 0 has only finite" in log
+    assert not (out / "model_final.pth").exists()
