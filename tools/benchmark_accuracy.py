@@ -96,7 +96,9 @@ def main(argv=None):
     schedule = f"students {args.iters or 'config'} iters, teacher {args.teacher_iters or 'config'}"
     chart = os.path.join(out_dir, "accuracy.png")
     bar_chart(agg, chart, f"{title}\n{schedule}, seeds {args.seeds}")
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+    command = "python tools/benchmark_accuracy.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv
+    )
     lines = ["```", command, "```", "", f"{title}; {schedule}; student seeds {args.seeds}", ""]
     lines += [accuracy_table(agg, counts), "", *accuracy_goals(agg)]
     lines += [f"- {m}: skipped ({why})" for m, why in skipped.items()]

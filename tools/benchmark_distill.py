@@ -80,7 +80,9 @@ def main(argv=None):
         memory=not args.no_memory,
     )
     result = run_speed_benchmark(settings)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+    command = "python tools/benchmark_distill.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv
+    )
     report = speed_report(result, command)
     print(report)
     if args.output:

@@ -156,13 +156,13 @@ def _as_leaves(obj, leaves: List[torch.Tensor]):
 
 def make_loss_step(
     distiller: nn.Module, batch: List[dict], amp: bool = False
-) -> Optional[Callable[[], None]]:
+) -> Callable[[], None]:
     """Forward of the Distiller's loss modules plus a backward of their terms alone.
 
     The student's features and head outputs of one real step become leaf tensors, so the
     backward stops there: it covers the loss modules and their own parameters (adapters,
     attention blocks), not the student network (whose backward, in a real step, is shared with
-    the detection losses). Returns None when the method's terms carry no gradient.
+    the detection losses). Terms without a gradient are only computed.
     """
     captured: DistillBatch = capture_distill_batch(distiller, batch, amp)
     leaves: List[torch.Tensor] = []
