@@ -50,6 +50,44 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def write_outputs(args, argv, agg, results, skipped, failed, seconds, load_before) -> str:
+    """Write accuracy.md, accuracy.png and results.json under --output/<detector>.
+
+    Returns:
+        the markdown report.
+    """
+    counts = {label: len(runs) for label, runs in results.items()}
+    out_dir = os.path.join(os.path.abspath(args.output), args.detector)
+    teacher_name, student_name, _ = DETECTORS[args.detector]
+    title = f"shapes {args.detector}: students {student_name}, teacher {teacher_name}"
+    schedule = f"iterations: students {args.iters or 'config'}, teacher " + (
+        "given" if args.teacher_weights else str(args.teacher_iters or "config")
+    )
+    chart = os.path.join(out_dir, "accuracy.png")
+    chart_title = f"shapes {args.detector}: students {student_name}\nteacher {teacher_name}"
+    bar_chart(agg, chart, f"{chart_title}\n{schedule}; student seeds {args.seeds}")
+    command = "python tools/benchmark_accuracy.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv
+    )
+    lines = ["```", command, "```", "", f"{title}; {schedule}; student seeds {args.seeds}", ""]
+    lines += [accuracy_table(agg, counts), "", *accuracy_goals(agg)]
+    lines += [f"- {m}: skipped ({why})" for m, why in skipped.items()]
+    lines += [f"- {run}: FAILED ({why})" for run, why in failed.items()]
+    lines += [
+        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"before: {load_before}; after: {load_average()}",
+        "- wall time of one run, train + eval (min, mean over seeds; a reused run's as recorded): "
+        + ", ".join(f"{k} {sum(v) / len(v) / 60:.1f}" for k, v in seconds.items()),
+        f"- chart: {chart}",
+    ]
+    report = "\n".join(lines) + "\n"
+    with open(os.path.join(out_dir, "accuracy.md"), "w") as f:
+        f.write(report)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"results": results, "skipped": skipped, "failed": failed}, f, indent=1)
+    return report
+
+
 def main(argv=None):
     args = parse_args(argv)
     unknown = sorted(set(args.methods) - set(ACCURACY_METHODS))
@@ -69,52 +107,26 @@ def main(argv=None):
     load_before = load_average()
     results, seconds, failed = {}, {}, {}
     if teacher is not None:
-        metrics, secs, reused = run_or_reuse(teacher, args.reuse)
+        metrics, secs, _ = run_or_reuse(teacher, args.reuse)
         results["teacher"] = [metrics]
-        if not reused:
-            seconds["teacher"] = secs
+        seconds["teacher"] = [secs]
     else:
         metrics = final_metrics(os.path.dirname(os.path.abspath(args.teacher_weights)))
         if metrics is not None:  # the given teacher's own evaluation, when next to it
             results["teacher"] = [metrics]
     for run in students:
         try:
-            metrics, secs, reused = run_or_reuse(run, args.reuse)
-        except RuntimeError as e:
-            failed[f"{run.label} seed {run.seed}"] = str(e).splitlines()[0]
+            metrics, secs, _ = run_or_reuse(run, args.reuse)
+        except RuntimeError as e:  # report it, go on with the other runs
+            msg = [line for line in str(e).splitlines() if line.strip()]
+            failed[f"{run.label} seed {run.seed}"] = f"{msg[0]} ... {msg[-1][:300]}"
             print(e, file=sys.stderr)
             continue
         results.setdefault(run.label, []).append(metrics)
-        if not reused:
-            seconds[run.label] = seconds.get(run.label, 0.0) + secs
+        seconds.setdefault(run.label, []).append(secs)
 
     agg = aggregate(results)
-    counts = {label: len(runs) for label, runs in results.items()}
-    out_dir = os.path.join(os.path.abspath(args.output), args.detector)
-    teacher_name, student_name, _ = DETECTORS[args.detector]
-    title = f"shapes {args.detector}: {student_name} students, teacher {teacher_name}"
-    schedule = f"students {args.iters or 'config'} iters, teacher {args.teacher_iters or 'config'}"
-    chart = os.path.join(out_dir, "accuracy.png")
-    bar_chart(agg, chart, f"{title}\n{schedule}, seeds {args.seeds}")
-    command = "python tools/benchmark_accuracy.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
-    lines = ["```", command, "```", "", f"{title}; {schedule}; student seeds {args.seeds}", ""]
-    lines += [accuracy_table(agg, counts), "", *accuracy_goals(agg)]
-    lines += [f"- {m}: skipped ({why})" for m, why in skipped.items()]
-    lines += [f"- {run}: FAILED ({why})" for run, why in failed.items()]
-    lines += [
-        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-        f"before: {load_before}; after: {load_average()}",
-        "- training wall time (min, newly run only; summed over seeds): "
-        + (", ".join(f"{k} {v / 60:.1f}" for k, v in seconds.items()) or "none"),
-        f"- chart: {chart}",
-    ]
-    report = "\n".join(lines) + "\n"
-    with open(os.path.join(out_dir, "accuracy.md"), "w") as f:
-        f.write(report)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"results": results, "skipped": skipped, "failed": failed}, f, indent=1)
+    report = write_outputs(args, argv, agg, results, skipped, failed, seconds, load_before)
     print("\n" + report)
     if failed:
         sys.exit(f"{len(failed)} run(s) failed: {sorted(failed)}")

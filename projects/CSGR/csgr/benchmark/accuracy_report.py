@@ -105,9 +105,9 @@ def bar_chart(agg: Dict[str, Dict[str, dict]], path: str, title: str, metric: st
     teacher: Optional[float] = agg.get("teacher", {}).get(metric, {}).get("mean")
     if teacher is not None and not math.isnan(teacher):
         ax.axhline(teacher, color="black", linestyle="--", linewidth=1, label="teacher")
-        ax.legend(loc="lower right")
+        ax.legend(loc="best", fontsize=8)
     ax.set_ylabel(f"box {metric} (mean ± std over seeds)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=8)
     ax.tick_params(axis="x", labelrotation=45)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -38,8 +38,9 @@ EXPLANATION = """\
 - ((c)-(a)-(b)) / (a): the overhead by subtraction, which also holds the teacher heads of
   response methods and noise; it can be negative by noise.
 - Timing: median over rounds; every round runs every case once, in turn (interleaved), after
-  warm-up rounds (all models stay in memory). The optimizer's learning rate is 0 unless --lr is given, so every round does
-  the same work on the same weights (an SGD step costs the same at any rate).
+  warm-up rounds (all models stay in memory). The optimizer's learning rate is 0 unless --lr
+  is given, so every round does the same work on the same weights (an SGD step costs the same
+  at any rate). On a CPU shared with other jobs, --threads 1 keeps rounds steady.
 - peak MiB: peak of the memory allocated during one step above what was allocated before it
   (activations, gradients, temporaries), in a separate run; on CUDA from
   torch.cuda.max_memory_allocated, on the CPU from torch.profiler's allocation events (tensor
