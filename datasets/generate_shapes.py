@@ -36,6 +36,18 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-val", type=int, default=d["num_val"], help="val images")
     parser.add_argument("--size", type=int, default=d["image_size"], help="image side, pixels")
     parser.add_argument("--format", choices=["jpg", "png"], default="jpg", help="image format")
+    parser.add_argument(
+        "--min-extent", type=float, default=d.get("min_extent", 8.0), help="smallest object, px"
+    )
+    parser.add_argument(
+        "--max-objects", type=int, default=d.get("max_objects", 8), help="objects per image, max"
+    )
+    parser.add_argument(
+        "--max-clutter",
+        type=int,
+        default=d.get("max_clutter", 8),
+        help="distractors per image, max (0: none)",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing dataset")
     return parser
 
@@ -53,6 +65,9 @@ def main(argv=None) -> dict:
         image_size=args.size,
         overwrite=args.force,
         image_format=args.format,
+        min_extent=args.min_extent,
+        max_objects=args.max_objects,
+        max_clutter=args.max_clutter,
     )
     print(f"Wrote {output_dir}: {json.dumps(stats)}")
     return stats

@@ -51,7 +51,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     generate_shapes_dataset(b, **TINY)
     generate_shapes_dataset(c, **dict(TINY, seed=8))
     files_a = _files(a)
-    assert len(files_a) == 2 + TINY["num_train"] + TINY["num_val"]
+    assert len(files_a) == 3 + TINY["num_train"] + TINY["num_val"]  # 2 jsons + generator.json
     assert files_a == _files(b)
     files_c = _files(c)
     assert files_c.keys() == files_a.keys()
@@ -102,6 +102,33 @@ def test_content_covers_classes_sizes_and_occlusion(tmp_path):
                 iy = min(xyxy[i, 3], xyxy[j, 3]) - max(xyxy[i, 1], xyxy[j, 1])
                 overlaps += ix > 0 and iy > 0
     assert overlaps >= 5
+
+
+def test_generator_params_are_stamped_and_respected(tmp_path):
+    params = dict(TINY, num_train=12, image_size=128, min_extent=16.0, max_objects=3)
+    generate_shapes_dataset(str(tmp_path), **params, max_clutter=0, overwrite=True)
+    with open(tmp_path / shapes_module.PARAMS_FILE) as f:
+        stamp = json.load(f)
+    assert stamp == {
+        "generator_version": shapes_module.GENERATOR_VERSION,
+        "params": dict(params, max_clutter=0),
+    }
+    anns = _load(str(tmp_path), "train")["annotations"]
+    per_image = np.bincount([a["image_id"] for a in anns])[1:]
+    assert per_image.max() <= 3
+    # boxes are of the visible part (>= 30% of an object of extent >= 16 px)
+    assert min(max(a["bbox"][2:]) for a in anns) >= 5
+
+
+def test_outdated_folder_is_generated_again_current_one_kept(root):
+    folder = root / "csgr_shapes"
+    generate_shapes_dataset(str(folder), **dict(TINY, num_train=2))
+    ensure_shapes_dataset()
+    assert len(_load(str(folder), "train")["images"]) == 2  # this version, other params: kept
+    os.remove(folder / shapes_module.PARAMS_FILE)  # as written before versions were stamped
+    ensure_shapes_dataset()
+    assert len(_load(str(folder), "train")["images"]) == TINY["num_train"]  # generated again
+    assert (folder / shapes_module.PARAMS_FILE).is_file()
 
 
 def test_existing_folder_needs_overwrite(tmp_path):

@@ -3,6 +3,7 @@
 Layout (``$DETECTRON2_DATASETS/csgr_shapes/`` for the registered names)::
 
     csgr_shapes/
+        generator.json                   # generator version and parameters
         annotations/instances_{train,val}.json
         train/000000.jpg ...  val/000000.jpg ...
 
@@ -14,6 +15,7 @@ generates it with other parameters.
 """
 
 import functools
+import json
 import logging
 import os
 import shutil
@@ -24,7 +26,7 @@ from typing import Dict, List, Optional
 import portalocker
 
 from .catalog_utils import datasets_root, load_coco_checked, register_once
-from .shapes_generate import SHAPES_CATEGORIES, write_split
+from .shapes_generate import GENERATOR_VERSION, SHAPES_CATEGORIES, write_split
 
 __all__ = [
     "DEFAULT_SHAPES_PARAMS",
@@ -40,8 +42,19 @@ logger = logging.getLogger(__name__)
 
 SHAPES_DIRNAME = "csgr_shapes"
 SHAPES_SPLITS = {"csgr_shapes_train": "train", "csgr_shapes_val": "val"}
-# What the catalogs generate when the folder is missing (the CLI's defaults too).
-DEFAULT_SHAPES_PARAMS = {"seed": 0, "num_train": 1000, "num_val": 200, "image_size": 160}
+# What the catalogs generate when the folder is missing (the CLI's defaults too): objects of 16
+# to 64 px, at most 4 an image, no clutter, so that detectors trained from scratch on a 2-core
+# CPU learn within minutes. ``generate_shapes_dataset``'s own defaults draw a harder set.
+DEFAULT_SHAPES_PARAMS = {
+    "seed": 0,
+    "num_train": 1000,
+    "num_val": 200,
+    "image_size": 128,
+    "min_extent": 16.0,
+    "max_objects": 4,
+    "max_clutter": 0,
+}
+PARAMS_FILE = "generator.json"  # {"generator_version": int, "params": {...}} of the folder
 _LOCK_TIMEOUT_S = 3600
 
 
@@ -51,6 +64,19 @@ def _is_complete(output_dir: str) -> bool:
         and os.path.isdir(os.path.join(output_dir, s))
         for s in ("train", "val")
     )
+
+
+def _generator_version(output_dir: str) -> int:
+    """The generator version that wrote ``output_dir`` (0 for folders older than the stamp)."""
+    path = os.path.join(output_dir, PARAMS_FILE)
+    if not os.path.isfile(path):
+        return 0
+    with open(path) as f:
+        return int(json.load(f).get("generator_version", 0))
+
+
+def _is_current(output_dir: str) -> bool:
+    return _is_complete(output_dir) and _generator_version(output_dir) == GENERATOR_VERSION
 
 
 def generate_shapes_dataset(
@@ -90,6 +116,11 @@ def generate_shapes_dataset(
             coco = write_split(tmp, split, num, seed, image_size, **render_kwargs)
             stats[f"{split}_images"] = len(coco["images"])
             stats[f"{split}_annotations"] = len(coco["annotations"])
+        params = dict(
+            seed=seed, num_train=num_train, num_val=num_val, image_size=image_size, **render_kwargs
+        )
+        with open(os.path.join(tmp, PARAMS_FILE), "w") as f:
+            json.dump({"generator_version": GENERATOR_VERSION, "params": params}, f, indent=1)
         if os.path.exists(output_dir):
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(output_dir)}.old-", dir=parent)
             os.replace(output_dir, os.path.join(old, "data"))
@@ -106,7 +137,9 @@ def ensure_shapes_dataset(output_dir: Optional[str] = None) -> str:
     """
     Generate the shapes dataset with ``DEFAULT_SHAPES_PARAMS`` unless it is already there.
 
-    Safe to call from concurrent processes: one generates while the others wait on a lock.
+    A folder written by another version of the generator (or before versions were stamped) is
+    generated again, with a warning; one written by this version with other parameters (e.g. by
+    ``datasets/generate_shapes.py``) is kept. Safe to call from concurrent processes: one generates while the others wait on a lock.
 
     Args:
         output_dir (str): defaults to ``$DETECTRON2_DATASETS/csgr_shapes`` (read now).
@@ -115,15 +148,21 @@ def ensure_shapes_dataset(output_dir: Optional[str] = None) -> str:
         str: the dataset folder.
     """
     output_dir = output_dir or os.path.join(datasets_root(), SHAPES_DIRNAME)
-    if _is_complete(output_dir):
+    if _is_current(output_dir):
         return output_dir
     parent = os.path.dirname(os.path.abspath(output_dir))
     os.makedirs(parent, exist_ok=True)
     lock_path = os.path.join(parent, f".{os.path.basename(output_dir)}.lock")
     with portalocker.Lock(lock_path, mode="a", timeout=_LOCK_TIMEOUT_S):
-        if not _is_complete(output_dir):  # another process may have generated it meanwhile
+        if not _is_current(output_dir):  # another process may have generated it meanwhile
+            if _is_complete(output_dir):
+                logger.warning(
+                    f"{output_dir} was written by shapes generator version "
+                    f"{_generator_version(output_dir)}, this is version {GENERATOR_VERSION}: "
+                    "generating it again."
+                )
             logger.info(
-                f"{output_dir} is missing or incomplete: generating the shapes dataset with "
+                f"{output_dir} is missing or outdated: generating the shapes dataset with "
                 f"{DEFAULT_SHAPES_PARAMS} (datasets/generate_shapes.py sets other parameters)."
             )
             generate_shapes_dataset(output_dir, overwrite=True, **DEFAULT_SHAPES_PARAMS)

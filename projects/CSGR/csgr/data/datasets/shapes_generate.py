@@ -33,7 +33,7 @@ from .shapes_draw import (
 
 __all__ = ["GENERATOR_VERSION", "SHAPES_CATEGORIES", "render_image", "write_split"]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: max_clutter, generator.json stamp
 SHAPES_CATEGORIES = [{"id": i + 1, "name": n} for i, n in enumerate(SHAPE_CLASSES)]
 _SPLIT_CODES = {"train": 0, "val": 1}
 _MAX_TRIES = 20
@@ -86,6 +86,7 @@ def render_image(
     min_extent: float = 8.0,
     max_objects: int = 8,
     min_visible: float = 0.3,
+    max_clutter: int = 8,
 ) -> Tuple[np.ndarray, List[Dict]]:
     """
     Draw one image and its objects.
@@ -96,13 +97,16 @@ def render_image(
         min_extent (float): smallest object extent, pixels; the largest is ``size / 2``.
         max_objects (int): at most this many objects (at least 2 are attempted).
         min_visible (float): smallest visible fraction of an object's own area.
+        max_clutter (int): at most this many distractors under the objects (0: none, and no
+            thin strokes on top either).
 
     Returns:
         tuple: (uint8 RGB image of shape (size, size, 3), list of dicts with ``category_id``
         (1-based), ``mask`` ((size, size) bool, visible pixels)).
     """
     img = random_background(rng, size)
-    draw_clutter(rng, img, int(rng.integers(2, 9)))
+    if max_clutter > 0:
+        draw_clutter(rng, img, int(rng.integers(min(2, max_clutter), max_clutter + 1)))
     names = list(SHAPE_CLASSES)
     visible, full_areas, labels = [], [], []
     for _ in range(int(rng.integers(2, max_objects + 1))):
@@ -115,7 +119,8 @@ def render_image(
         visible = [vis & ~mask for vis in visible] + [mask]
         full_areas.append(int(mask.sum()))
         labels.append(label + 1)
-    draw_clutter(rng, img, int(rng.integers(0, 3)), thin_only=True)
+    if max_clutter > 0:
+        draw_clutter(rng, img, int(rng.integers(0, 3)), thin_only=True)
     if rng.random() < 0.3:
         img = cv2.GaussianBlur(img, (3, 3), rng.uniform(0.3, 0.8))
     img = np.clip(np.round(img), 0, 255).astype(np.uint8)
