@@ -21,12 +21,11 @@ Examples::
 """
 
 import argparse
-import statistics
-import time
 
 import torch
 from tabulate import tabulate
 
+from csgr.benchmark.measure import MIB, interleaved_times_ms, median, peak_bytes
 from csgr.layers import CrissCrossAttention, dense_criss_cross_reference
 
 # (H, W) of the FPN levels of an 800x1333 input (strides 4..128).
@@ -39,59 +38,11 @@ LEVEL_SIZES = {
     "p7": (7, 11),
 }
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-MIB = 2.0**20
-
-
-def cpu_peak_bytes(fn) -> float:
-    """Peak bytes held by PyTorch's CPU allocator while ``fn()`` runs, above the level at its
-    start (from the profiler's allocation events)."""
-    from torch._C._profiler import _EventType
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    events, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
-    while stack:
-        node = stack.pop()
-        stack.extend(node.children)
-        if node.tag == _EventType.Allocation and node.extra_fields.device.type == "cpu":
-            events.append((node.start_time_ns, node.extra_fields))
-    if not events:
-        return 0.0
-    events.sort(key=lambda e: e[0])
-    # The reporter's running total also counts blocks of earlier profiled runs still alive.
-    first = events[0][1]
-    base = first.total_allocated - first.alloc_size
-    return float(max(e.total_allocated for _, e in events) - base)
-
-
-def peak_bytes(fn, device: torch.device) -> float:
-    """Peak bytes allocated while ``fn()`` runs, above what was allocated before."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        fn()
-        torch.cuda.synchronize(device)
-        return float(torch.cuda.max_memory_allocated(device) - base)
-    if device.type == "cpu":
-        return cpu_peak_bytes(fn)
-    return float("nan")
 
 
 def median_ms(fn, device: torch.device, repeats: int) -> float:
     """Median wall time of ``fn()`` in milliseconds, after one warm-up call."""
-    times = []
-    for i in range(repeats + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i > 0:
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return median(interleaved_times_ms({"fn": fn}, device, repeats)["fn"])
 
 
 def make_step(forward, block, x, grad_out, dtype):

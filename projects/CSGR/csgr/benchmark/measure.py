@@ -54,7 +54,7 @@ def cpu_peak_bytes(fn: Callable[[], object]) -> float:
     start, from the allocation events of ``torch.profiler`` (``profile_memory=True``).
 
     This counts tensor storage only (not the Python heap, nor memory the allocator keeps cached
-    or the OS counts as resident); the method is the one of ``tools/benchmark_criss_cross.py``.
+    or the OS counts as resident).
     """
     from torch._C._profiler import _EventType
     from torch.profiler import ProfilerActivity, profile

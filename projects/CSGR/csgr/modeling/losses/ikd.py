@@ -37,7 +37,8 @@ from torch import nn
 from .attention import SpatialAttention
 from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss
 from .dkd import decoupled_kd_terms, roi_logits_of
-from .ikd_blocks import GenerationBlock, OneToManyAlignment, neighbour_targets, random_position_mask
+from .ikd_blocks import GenerationBlock, OneToManyAlignment, neighbour_targets
+from .mgd import random_position_mask
 from .levels import ChannelAdapters, select_levels
 
 __all__ = ["IKDLoss", "IKD", "IKD_AUTO_DEFAULTS"]
@@ -137,7 +138,10 @@ class IKDLoss(DistillLoss):
                 f"{tuple(teacher.shape)} in the teacher"
             )
         attention = self.attention[level](s)  # (N, 1, H, W)
-        masked = attention * s * random_position_mask(s, self.mask_ratio)
+        n, _, h, w = s.shape
+        masked = (
+            attention * s * random_position_mask(n, h, w, self.mask_ratio, s.device).to(s.dtype)
+        )
         generated = self.generators[level](masked)
         weight = attention.detach()
         weight = weight / weight.mean(dim=(2, 3), keepdim=True).clamp(min=1e-6)

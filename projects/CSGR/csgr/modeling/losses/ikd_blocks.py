@@ -7,21 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["random_position_mask", "GenerationBlock", "OneToManyAlignment", "neighbour_targets"]
-
-
-def random_position_mask(x: torch.Tensor, ratio: float) -> torch.Tensor:
-    """Keep-mask that zeroes a fraction ``ratio`` of the positions, shared by the channels.
-
-    Args:
-        x: (N, C, H, W) features (for shape, device and dtype).
-        ratio: probability in [0, 1) that a position is dropped.
-
-    Returns:
-        (N, 1, H, W) tensor of 0 (dropped) and 1 (kept).
-    """
-    keep = torch.rand(x.shape[0], 1, *x.shape[2:], device=x.device) >= ratio
-    return keep.to(x.dtype)
+__all__ = ["GenerationBlock", "OneToManyAlignment", "neighbour_targets"]
 
 
 class GenerationBlock(nn.Module):
