@@ -89,7 +89,7 @@ def test_benchmark_accuracy_tiny(tmp_path, monkeypatch, capsys):
     generate_shapes_dataset(str(data / "csgr_shapes"), num_train=12, num_val=6, image_size=64)
     monkeypatch.setenv("DETECTRON2_DATASETS", str(data))
     out = tmp_path / "bench"
-    argv = ["--iters", "2", "--teacher-iters", "2", "--seeds", "1"]
+    argv = ["--iters", "2", "--teacher-iters", "2", "--seeds", "1", "--jobs", "2"]
     argv += ["--methods", "CSGR", "PCD", "--output", str(out)]
     argv += ["SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
     argv += ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64"]
@@ -115,6 +115,35 @@ def test_benchmark_accuracy_tiny(tmp_path, monkeypatch, capsys):
     tool.main(["--reuse", *argv])
     printed = capsys.readouterr().out
     assert printed.count("reusing") == 3 and "done in" not in printed
+
+
+def test_run_main_tiny(tmp_path, monkeypatch, capsys):
+    data = tmp_path / "d2datasets"
+    generate_shapes_dataset(str(data / "csgr_shapes"), num_train=12, num_val=6, image_size=64)
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(data))
+    argv = ["--iters", "2", "--teacher-iters", "3", "--output", str(tmp_path / "main")]
+    argv += ["SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
+    argv += ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64"]
+    argv += ["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"]
+    tool = _load_tool("run_main")
+    results = tool.main(argv)
+    printed = capsys.readouterr().out
+    assert set(results) == {"teacher", "baseline", "CSGR"}
+    for label in ("teacher", "baseline", "csgr"):
+        assert (tmp_path / "main" / "frcnn" / label / "model_final.pth").is_file()
+    lines = [line for line in printed.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].split("|")[1:-1]]
+    assert header == ["model", "AP", "AP50", "AP75", "APs", "APm", "APl"]
+    labels = [line.split("|")[1].strip() for line in lines[1:]]
+    assert labels == ["teacher", "baseline", "CSGR", "CSGR - baseline"]
+    diff = float(lines[-1].split("|")[2])
+    assert diff == pytest.approx(results["CSGR"]["AP"] - results["baseline"]["AP"], abs=0.006)
+    cfg = (tmp_path / "main" / "frcnn" / "csgr" / "config.yaml").read_text()
+    assert "SEED: 1" in cfg and "MAX_ITER: 2" in cfg
+
+    tool.main(argv)  # the teacher is reused, the students are trained again
+    printed = capsys.readouterr().out
+    assert "Reused the teacher" in printed and printed.count("done in") == 2
 
 
 def test_accuracy_aggregate_over_seeds():

@@ -28,6 +28,7 @@ from csgr.benchmark.accuracy_runs import (
     DETECTORS,
     final_metrics,
     plan_runs,
+    run_many,
     run_or_reuse,
 )
 from csgr.benchmark.measure import load_average
@@ -46,6 +47,9 @@ def parse_args(argv=None):
     parser.add_argument("--methods", nargs="+", default=ACCURACY_METHODS, metavar="METHOD")
     parser.add_argument("--output", default=os.path.join(ROOT, "output", "benchmark_accuracy"))
     parser.add_argument("--reuse", action="store_true", help="skip finished identical runs")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="student runs side by side (threads split evenly)"
+    )
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE opts for every run")
     return parser.parse_args(argv)
 
@@ -114,14 +118,13 @@ def main(argv=None):
         metrics = final_metrics(os.path.dirname(os.path.abspath(args.teacher_weights)))
         if metrics is not None:  # the given teacher's own evaluation, when next to it
             results["teacher"] = [metrics]
-    for run in students:
-        try:
-            metrics, secs, _ = run_or_reuse(run, args.reuse)
-        except RuntimeError as e:  # report it, go on with the other runs
-            msg = [line for line in str(e).splitlines() if line.strip()]
+    for run, outcome in zip(students, run_many(students, args.reuse, args.jobs)):
+        if isinstance(outcome, RuntimeError):  # report it; the other runs went on
+            msg = [line for line in str(outcome).splitlines() if line.strip()]
             failed[f"{run.label} seed {run.seed}"] = f"{msg[0]} ... {msg[-1][:300]}"
-            print(e, file=sys.stderr)
+            print(outcome, file=sys.stderr)
             continue
+        metrics, secs, _ = outcome
         results.setdefault(run.label, []).append(metrics)
         seconds.setdefault(run.label, []).append(secs)
 

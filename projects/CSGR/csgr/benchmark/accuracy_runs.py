@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -28,14 +29,15 @@ __all__ = [
     "plan_runs",
     "final_metrics",
     "run_or_reuse",
+    "run_many",
 ]
 
 METRICS = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
 ACCURACY_METHODS = ["CSGR", "FGD", "PCD", "IKD", "DKD", "PKD", "CWD", "MGD", "MSE"]
 # configs/Shapes/ names: teacher, baseline student, distilled student (by method).
 DETECTORS = {
-    "frcnn": ("faster_rcnn_R_50_FPN", "faster_rcnn_R_18_FPN", "{method}_frcnn_r18_r50"),
-    "retinanet": ("retinanet_R_50_FPN", "retinanet_R_18_FPN", "{method}_retinanet_r18_r50"),
+    "frcnn": ("faster_rcnn_R_34_FPN", "faster_rcnn_R_18_FPN", "{method}_frcnn_r18_r34"),
+    "retinanet": ("retinanet_R_34_FPN", "retinanet_R_18_FPN", "{method}_retinanet_r18_r34"),
 }
 # Why a method has no config for a detector type.
 NOT_APPLICABLE = {
@@ -174,11 +176,16 @@ def config_digest(run: Run) -> str:
     return digest.hexdigest()
 
 
-def run_or_reuse(run: Run, reuse: bool, log=print) -> Tuple[Dict[str, float], float, bool]:
+def run_or_reuse(
+    run: Run, reuse: bool, log=print, threads: Optional[int] = None
+) -> Tuple[Dict[str, float], float, bool]:
     """Train and evaluate ``run`` through tools/train_net.py, or reuse its finished results.
 
     A run is reused (with ``reuse``) when its folder has a bbox evaluation in metrics.json and a
     stamp of the same merged config; anything else trains again from scratch.
+
+    Args:
+        threads: ``OMP_NUM_THREADS`` of the training process (None: inherited).
 
     Returns:
         (metrics, wall seconds of the training, whether it was reused).
@@ -203,9 +210,14 @@ def run_or_reuse(run: Run, reuse: bool, log=print) -> Tuple[Dict[str, float], fl
             os.remove(os.path.join(run.output_dir, stale))
     log_path = os.path.join(run.output_dir, "stdout.log")
     log(f"[{name}] {' '.join(run.command()[1:])}  (log: {log_path})")
+    env = dict(os.environ)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     start = time.perf_counter()
     with open(log_path, "w") as f:
-        proc = subprocess.run(run.command(), cwd=_repo_root(), stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.run(
+            run.command(), cwd=_repo_root(), stdout=f, stderr=subprocess.STDOUT, env=env
+        )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         with open(log_path) as f:
@@ -218,3 +230,30 @@ def run_or_reuse(run: Run, reuse: bool, log=print) -> Tuple[Dict[str, float], fl
         json.dump({"config_sha256": digest, "command": run.command(), "seconds": seconds}, f)
     log(f"[{name}] done in {seconds / 60:.1f} min: AP {metrics['AP']:.2f}")
     return metrics, seconds, False
+
+
+def run_many(runs: List[Run], reuse: bool, jobs: int = 1, log=print) -> list:
+    """:func:`run_or_reuse` for several runs, ``jobs`` of them at a time.
+
+    With ``jobs > 1`` each process gets ``max(1, cpu_count // jobs)`` threads: on a small CPU two
+    small trainings side by side use the cores better than one after the other. The runs are
+    independent (different output folders); their results do not depend on ``jobs`` beyond the
+    floating-point effects of the thread count.
+
+    Returns:
+        per run, in order: ``(metrics, seconds, reused)``, or the ``RuntimeError`` it raised.
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+
+    def one(run):
+        try:
+            return run_or_reuse(run, reuse, log=log, threads=threads)
+        except RuntimeError as e:
+            return e
+
+    if jobs == 1:
+        return [one(run) for run in runs]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(one, runs))
