@@ -417,7 +417,7 @@ def test_distiller_training_step_all_methods(tmp_path, student_arch):
 CONFIGS = [
     (ds, f"{m.lower()}_{arch}_{suffix}.yaml", m)
     for ds, suffix in (
-        ("Shapes", "r18_r50"),
+        ("Shapes", "r18_r34"),
         ("SODA10M", "r50_r101_1x"),
         ("VOC", "r50_r101_18k"),
         ("MiniCOCO", "r50_r101_1x"),
@@ -481,7 +481,7 @@ def test_train_net_two_iterations(
     teacher_cfg, teacher_weights, _ = save_teacher(
         str(tmp_path), teacher_arch, depth=18, num_classes=len(SHAPES_CATEGORIES)
     )
-    config_file = os.path.join(ROOT, "configs", "Shapes", f"{method.lower()}_{arch}_r18_r50.yaml")
+    config_file = os.path.join(ROOT, "configs", "Shapes", f"{method.lower()}_{arch}_r18_r34.yaml")
     opts = {
         "MODEL.DISTILL.TEACHER.CONFIG_FILE": teacher_cfg,
         "MODEL.DISTILL.TEACHER.WEIGHTS": teacher_weights,

@@ -348,9 +348,9 @@ def test_dense_anchor_mismatch_fails():
 
 # ---------------------------------------------------------------- configs and train_net
 MY_CONFIGS = [
-    "Shapes/pcd_retinanet_r18_r50.yaml",
-    "Shapes/dkd_frcnn_r18_r50.yaml",
-    "Shapes/ikd_frcnn_r18_r50.yaml",
+    "Shapes/pcd_retinanet_r18_r34.yaml",
+    "Shapes/dkd_frcnn_r18_r34.yaml",
+    "Shapes/ikd_frcnn_r18_r34.yaml",
 ] + [
     f"{ds}/{m}_{arch}_r50_r101_{sched}.yaml"
     for ds, sched in (("SODA10M", "1x"), ("VOC", "18k"), ("MiniCOCO", "1x"))

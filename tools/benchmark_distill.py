@@ -29,7 +29,7 @@ from csgr.benchmark.speed_report import speed_report
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config-file", default="configs/Shapes/csgr_frcnn_r18_r50.yaml")
+    parser.add_argument("--config-file", default="configs/Shapes/csgr_frcnn_r18_r34.yaml")
     parser.add_argument("--teacher-config", help="override MODEL.DISTILL.TEACHER.CONFIG_FILE")
     parser.add_argument("--teacher-weights", default="", help="default: random, in a tmp file")
     parser.add_argument("--methods", nargs="+", default=default_methods())

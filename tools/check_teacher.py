@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate the teacher of a distillation config alone; fail if its AP is too low.
 
-    python tools/check_teacher.py --config-file configs/Shapes/csgr_frcnn_r18_r50.yaml \
+    python tools/check_teacher.py --config-file configs/Shapes/csgr_frcnn_r18_r34.yaml \
         MODEL.DISTILL.TEACHER.WEIGHTS output/main/frcnn/teacher/model_final.pth
     python tools/check_teacher.py --config-file ... --min-ap 20 --register my_datasets.py
 

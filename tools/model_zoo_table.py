@@ -3,7 +3,7 @@
 
     python tools/model_zoo_table.py output/main/frcnn/teacher output/main/frcnn/baseline \
         output/main/frcnn/csgr --url-prefix https://example.org/csgr
-    python tools/model_zoo_table.py csgr_frcnn_r18_r50=output/main/frcnn/csgr ... --readme README.md
+    python tools/model_zoo_table.py csgr_frcnn_r18_r34=output/main/frcnn/csgr ... --readme README.md
 
 A run is PATH or NAME=PATH (NAME is the "config" column; default: the release name, else the
 folder name). The gain of a distilled run is over the baseline among the runs: not distilled,
