@@ -37,15 +37,15 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, default=d["image_size"], help="image side, pixels")
     parser.add_argument("--format", choices=["jpg", "png"], default="jpg", help="image format")
     parser.add_argument(
-        "--min-extent", type=float, default=d.get("min_extent", 8.0), help="smallest object, px"
+        "--min-extent", type=float, default=d["min_extent"], help="smallest object, px"
     )
     parser.add_argument(
-        "--max-objects", type=int, default=d.get("max_objects", 8), help="objects per image, max"
+        "--max-objects", type=int, default=d["max_objects"], help="objects per image, max"
     )
     parser.add_argument(
         "--max-clutter",
         type=int,
-        default=d.get("max_clutter", 8),
+        default=d["max_clutter"],
         help="distractors per image, max (0: none)",
     )
     parser.add_argument("--force", action="store_true", help="replace an existing dataset")

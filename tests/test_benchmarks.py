@@ -144,6 +144,8 @@ def test_run_main_tiny(tmp_path, monkeypatch, capsys):
     tool.main(argv)  # the teacher is reused, the students are trained again
     printed = capsys.readouterr().out
     assert "Reused the teacher" in printed and printed.count("done in") == 2
+    wall = next(line for line in printed.splitlines() if line.startswith("Wall time"))
+    assert "teacher" not in wall  # a reused teacher's old training time is not reported
 
 
 def test_accuracy_aggregate_over_seeds():

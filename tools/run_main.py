@@ -80,6 +80,7 @@ def main(argv=None) -> dict:
     )
     if reused:
         print(f"Reused the teacher in {teacher.output_dir} (--retrain-teacher trains it again)")
+        del times["teacher"]  # the recorded time of an earlier run, not part of this one
     teacher_weights = os.path.join(teacher.output_dir, "model_final.pth")
 
     opts = schedule_opts(args.iters) + ["SEED", str(args.seed)] + args.opts

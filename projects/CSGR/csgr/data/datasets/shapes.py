@@ -139,7 +139,8 @@ def ensure_shapes_dataset(output_dir: Optional[str] = None) -> str:
 
     A folder written by another version of the generator (or before versions were stamped) is
     generated again, with a warning; one written by this version with other parameters (e.g. by
-    ``datasets/generate_shapes.py``) is kept. Safe to call from concurrent processes: one generates while the others wait on a lock.
+    ``datasets/generate_shapes.py``) is kept. Safe to call from concurrent processes: one
+    generates while the others wait on a lock.
 
     Args:
         output_dir (str): defaults to ``$DETECTRON2_DATASETS/csgr_shapes`` (read now).

@@ -38,8 +38,8 @@ from .attention import SpatialAttention
 from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss
 from .dkd import decoupled_kd_terms, roi_logits_of
 from .ikd_blocks import GenerationBlock, OneToManyAlignment, neighbour_targets
-from .mgd import random_position_mask
 from .levels import ChannelAdapters, select_levels
+from .mgd import random_position_mask
 
 __all__ = ["IKDLoss", "IKD", "IKD_AUTO_DEFAULTS"]
 
