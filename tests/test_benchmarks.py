@@ -117,7 +117,6 @@ def test_benchmark_accuracy_tiny(tmp_path, monkeypatch, capsys):
     assert printed.count("reusing") == 3 and "done in" not in printed
 
 
-
 def test_benchmark_accuracy_tiny_retinanet(tmp_path, monkeypatch):
     """The RetinaNet side by side runs PCD (RetinaNet only) and FGD on all five head levels."""
     data = tmp_path / "d2datasets"
@@ -139,6 +138,7 @@ def test_benchmark_accuracy_tiny_retinanet(tmp_path, monkeypatch):
     assert '"loss_pcd_cls"' in pcd
     fgd_cfg = (run_dir / "fgd" / "seed1" / "config.yaml").read_text()
     assert "- p2" in fgd_cfg and "- p6" in fgd_cfg
+
 
 def test_run_main_tiny(tmp_path, monkeypatch, capsys):
     data = tmp_path / "d2datasets"
