@@ -118,26 +118,29 @@ def test_benchmark_accuracy_tiny(tmp_path, monkeypatch, capsys):
 
 
 def test_benchmark_accuracy_tiny_retinanet(tmp_path, monkeypatch):
-    """The RetinaNet side by side runs PCD (RetinaNet only) and FGD on all five head levels."""
+    """The RetinaNet side by side runs PCD (RetinaNet only), FGD on all five head levels and IKD
+    without its ROI logit term."""
     data = tmp_path / "d2datasets"
     generate_shapes_dataset(str(data / "csgr_shapes"), num_train=12, num_val=6, image_size=64)
     monkeypatch.setenv("DETECTRON2_DATASETS", str(data))
     out = tmp_path / "bench"
     argv = ["--detector", "retinanet", "--iters", "2", "--teacher-iters", "2", "--seeds", "1"]
-    argv += ["--jobs", "2", "--methods", "PCD", "FGD", "IKD", "--output", str(out)]
+    argv += ["--jobs", "2", "--methods", "PCD", "FGD", "IKD", "DKD", "--output", str(out)]
     argv += ["SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
     argv += ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64"]
     argv += ["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"]
     agg = _load_tool("benchmark_accuracy").main(argv)
 
-    assert set(agg) == {"teacher", "baseline", "PCD", "FGD"}
+    assert set(agg) == {"teacher", "baseline", "PCD", "FGD", "IKD"}
     run_dir = out / "retinanet"
     results = json.loads((run_dir / "results.json").read_text())
-    assert "IKD" in results["skipped"]  # its logit term needs Faster R-CNN's ROI head
+    assert list(results["skipped"]) == ["DKD"]  # it distils ROI logits: Faster R-CNN only
     pcd = (run_dir / "pcd" / "seed1" / "metrics.json").read_text()
     assert '"loss_pcd_cls"' in pcd
     fgd_cfg = (run_dir / "fgd" / "seed1" / "config.yaml").read_text()
     assert "- p2" in fgd_cfg and "- p6" in fgd_cfg
+    ikd = (run_dir / "ikd" / "seed1" / "metrics.json").read_text()
+    assert '"loss_ikd_feat"' in ikd and '"loss_ikd_logit"' not in ikd
 
 
 def test_run_main_tiny(tmp_path, monkeypatch, capsys):

@@ -43,7 +43,6 @@ DETECTORS = {
 NOT_APPLICABLE = {
     ("frcnn", "PCD"): "PCD distils RetinaNet dense-head outputs: RetinaNet only",
     ("retinanet", "DKD"): "DKD distils ROI classification logits: Faster R-CNN only",
-    ("retinanet", "IKD"): "IKD's logit term distils ROI logits: Faster R-CNN only",
 }
 STAMP = "csgr_benchmark_stamp.json"
 
