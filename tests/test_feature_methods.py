@@ -441,6 +441,8 @@ def test_configs_switch_only_the_method(dataset, name, method):
     assert list(cfg.MODEL.DISTILL.METHODS) == [method]
     assert cfg.OUTPUT_DIR == f"output/{dataset}/{name[:-5]}"
     cfg.MODEL.DISTILL.METHODS, cfg.OUTPUT_DIR = csgr_cfg.MODEL.DISTILL.METHODS, csgr_cfg.OUTPUT_DIR
+    # a config may also set its own method's keys (e.g. FGD's levels), nothing else
+    cfg.MODEL.DISTILL[method] = csgr_cfg.MODEL.DISTILL[method].clone()
     assert cfg.dump() == csgr_cfg.dump()
 
 
@@ -478,8 +480,13 @@ def test_train_net_two_iterations(
 ):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(shapes_root))
     teacher_arch = "RetinaNet" if arch == "retinanet" else "GeneralizedRCNN"
-    teacher_cfg, teacher_weights, _ = save_teacher(
-        str(tmp_path), teacher_arch, depth=18, num_classes=len(SHAPES_CATEGORIES)
+    shapes_base = f"Base-Shapes-{'RetinaNet' if arch == 'retinanet' else 'RCNN'}.yaml"
+    teacher_cfg, teacher_weights, _ = save_teacher(  # the levels of the shapes configs
+        str(tmp_path),
+        teacher_arch,
+        depth=18,
+        num_classes=len(SHAPES_CATEGORIES),
+        base=os.path.join(ROOT, "configs", "Shapes", shapes_base),
     )
     config_file = os.path.join(ROOT, "configs", "Shapes", f"{method.lower()}_{arch}_r18_r34.yaml")
     opts = {

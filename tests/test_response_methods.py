@@ -349,6 +349,7 @@ def test_dense_anchor_mismatch_fails():
 # ---------------------------------------------------------------- configs and train_net
 MY_CONFIGS = [
     "Shapes/pcd_retinanet_r18_r34.yaml",
+    "Shapes/ikd_retinanet_r18_r34.yaml",
     "Shapes/dkd_frcnn_r18_r34.yaml",
     "Shapes/ikd_frcnn_r18_r34.yaml",
 ] + [

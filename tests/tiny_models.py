@@ -16,11 +16,13 @@ BASES = {
 }
 
 
-def tiny_cfg(arch="GeneralizedRCNN", depth=18, fpn_channels=32, num_classes=3, size=64):
-    """A detector config small enough to train a step in well under a second on the CPU."""
+def tiny_cfg(arch="GeneralizedRCNN", depth=18, fpn_channels=32, num_classes=3, size=64, base=None):
+    """A detector config small enough to train a step in well under a second on the CPU.
+
+    ``base`` is the YAML to start from (default: ``configs/Base-<arch>.yaml``)."""
     cfg = get_cfg()
     add_csgr_config(cfg)
-    cfg.merge_from_file(BASES[arch])
+    cfg.merge_from_file(base or BASES[arch])
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.WEIGHTS = ""
     cfg.MODEL.RESNETS.DEPTH = depth
@@ -48,13 +50,15 @@ def tiny_cfg(arch="GeneralizedRCNN", depth=18, fpn_channels=32, num_classes=3, s
     return cfg
 
 
-def save_teacher(tmp_dir, arch="GeneralizedRCNN", depth=34, fpn_channels=64, num_classes=3):
+def save_teacher(
+    tmp_dir, arch="GeneralizedRCNN", depth=34, fpn_channels=64, num_classes=3, base=None
+):
     """Build a random teacher, write its YAML and weights under ``tmp_dir``.
 
     Returns:
         (config path, weights path, the teacher model)
     """
-    cfg = tiny_cfg(arch, depth=depth, fpn_channels=fpn_channels, num_classes=num_classes)
+    cfg = tiny_cfg(arch, depth=depth, fpn_channels=fpn_channels, num_classes=num_classes, base=base)
     cfg.MODEL.META_ARCHITECTURE = arch
     torch.manual_seed(123)
     model = build_detector(cfg)
