@@ -14,7 +14,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
-from tiny_models import ROOT, distill_cfg, random_batch, save_teacher
+from tiny_models import ROOT, config_from_file, distill_cfg, random_batch, save_teacher
 
 from csgr.config import add_csgr_config
 from csgr.config.methods_feature import add_feature_methods_config
@@ -429,15 +429,9 @@ CONFIGS = [
 
 @pytest.mark.parametrize("dataset, name, method", CONFIGS)
 def test_configs_switch_only_the_method(dataset, name, method):
-    def load(path):
-        cfg = get_cfg()
-        add_csgr_config(cfg)
-        cfg.merge_from_file(path)
-        return cfg
-
     folder = os.path.join(ROOT, "configs", dataset)
-    cfg = load(os.path.join(folder, name))
-    csgr_cfg = load(os.path.join(folder, "csgr_" + name.split("_", 1)[1]))
+    cfg = config_from_file(os.path.join(folder, name))
+    csgr_cfg = config_from_file(os.path.join(folder, "csgr_" + name.split("_", 1)[1]))
     assert list(cfg.MODEL.DISTILL.METHODS) == [method]
     assert cfg.OUTPUT_DIR == f"output/{dataset}/{name[:-5]}"
     cfg.MODEL.DISTILL.METHODS, cfg.OUTPUT_DIR = csgr_cfg.MODEL.DISTILL.METHODS, csgr_cfg.OUTPUT_DIR

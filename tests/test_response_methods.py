@@ -1,23 +1,20 @@
 """Response-based and seed-003 methods: PCD, DKD, IKD (losses, Distiller, configs, train_net)."""
 
-import importlib
 import importlib.util
 import math
 import os
 
 import pytest
 import torch
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.modeling.matcher import Matcher
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 from torch import nn
 from torch.nn import functional as F
-from tiny_models import ROOT, random_batch, save_teacher, tiny_cfg
+from tiny_models import ROOT, config_from_file, random_batch, save_teacher, tiny_cfg
 
 import csgr  # noqa: F401
-from csgr.config import add_csgr_config
 from csgr.config.methods_response import add_response_methods_config
 from csgr.data.datasets import SHAPES_CATEGORIES, generate_shapes_dataset
 from csgr.modeling.losses import DistillBatch
@@ -361,10 +358,7 @@ MY_CONFIGS = [
 
 @pytest.mark.parametrize("name", MY_CONFIGS)
 def test_method_configs_load(name):
-    cfg = get_cfg()
-    add_csgr_config(cfg)
-    add_response_methods_config(cfg)
-    cfg.merge_from_file(os.path.join(ROOT, "configs", name))
+    cfg = config_from_file(os.path.join(ROOT, "configs", name))
     method = os.path.basename(name).split("_")[0].upper()
     assert list(cfg.MODEL.DISTILL.METHODS) == [method]
     assert cfg.MODEL.META_ARCHITECTURE == "Distiller"
@@ -386,14 +380,6 @@ def test_train_net_two_iterations(
 ):
     root, teachers = shapes_setup
     monkeypatch.setenv("DETECTRON2_DATASETS", str(root))
-    setup_module = importlib.import_module("csgr.engine.setup")
-    original = setup_module.add_csgr_config
-
-    def add_all(cfg):  # until add_csgr_config adds the response methods' keys itself
-        original(cfg)
-        add_response_methods_config(cfg)
-
-    monkeypatch.setattr(setup_module, "add_csgr_config", add_all)
     cfg = _distill_cfg(teachers, method, arch, arch, num_classes=len(SHAPES_CATEGORIES))
     cfg.DATASETS.TRAIN = ("csgr_shapes_train",)
     cfg.DATASETS.TEST = ()

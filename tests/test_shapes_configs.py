@@ -4,11 +4,9 @@ import os
 
 import pytest
 import torch
-from detectron2.config import get_cfg
 from detectron2.utils.events import EventStorage
-from tiny_models import ROOT, random_batch
+from tiny_models import ROOT, config_from_file, random_batch
 
-from csgr.config import add_csgr_config
 from csgr.data.datasets import SHAPES_CATEGORIES
 from csgr.modeling import build_detector
 
@@ -21,10 +19,7 @@ DETECTORS = [
 
 
 def _shapes_cfg(name):
-    cfg = get_cfg()
-    add_csgr_config(cfg)
-    cfg.merge_from_file(os.path.join(ROOT, "configs", "Shapes", name))
-    return cfg
+    return config_from_file(os.path.join(ROOT, "configs", "Shapes", name))
 
 
 @pytest.mark.parametrize("name", DETECTORS)

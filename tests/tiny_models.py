@@ -16,6 +16,14 @@ BASES = {
 }
 
 
+def config_from_file(path):
+    """A CSGR config (every method's keys) merged from the YAML at ``path``."""
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    cfg.merge_from_file(path)
+    return cfg
+
+
 def tiny_cfg(arch="GeneralizedRCNN", depth=18, fpn_channels=32, num_classes=3, size=64, base=None):
     """A detector config small enough to train a step in well under a second on the CPU.
 
