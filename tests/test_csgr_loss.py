@@ -106,28 +106,37 @@ def _prototype(values, weight, bias):
 
 def test_known_values_on_a_tiny_map():
     # K = 1 class, C = 1 channel, N = 1, a 1x3 map; gamma = 0 so CCA is the identity.
+    # The category term is the square of a difference of two close prototypes (about 0.02
+    # apart), so float32 rounding of each prototype (~5e-8) becomes a relative error of ~1e-5 in
+    # the result, which depends on the machine's kernels (AVX2 vs AVX-512). The loss is
+    # dtype-generic: run it in float64, where the hand computation below is exact to ~1e-15.
     loss = CSGRLoss(["p3"], {"p3": 1}, {"p3": 1}, num_classes=1, cat_weight=0.5, rel_weight=0.25)
+    loss.double()
     weight, bias = 0.7, -0.2
     with torch.no_grad():
         loss.classifiers["p3"].weight.fill_(weight)
         loss.classifiers["p3"].bias.fill_(bias)
     t_values, s_values = [0.0, 1.0, 5.0], [3.0, 1.0, 1.0]
-    teacher = {"p3": torch.tensor(t_values).view(1, 1, 1, 3)}
-    student = {"p3": torch.tensor(s_values).view(1, 1, 1, 3)}
+    teacher = {"p3": torch.tensor(t_values, dtype=torch.float64).view(1, 1, 1, 3)}
+    student = {"p3": torch.tensor(s_values, dtype=torch.float64).view(1, 1, 1, 3)}
     out = loss(DistillBatch(student, teacher))
+    assert out["loss_csgr_cat"].dtype == out["loss_csgr_rel"].dtype == torch.float64
 
     ft, fs = _normalise(t_values), _normalise(s_values)
     expected_cat = 0.5 * (_prototype(ft, weight, bias) - _prototype(fs, weight, bias)) ** 2
     expected_rel = 0.25 * sum((a - b) ** 2 for a, b in zip(ft, fs))
-    assert out["loss_csgr_cat"].item() == pytest.approx(expected_cat, rel=1e-5)
-    assert out["loss_csgr_rel"].item() == pytest.approx(expected_rel, rel=1e-5)
+    assert out["loss_csgr_cat"].item() == pytest.approx(expected_cat, rel=1e-10)
+    assert out["loss_csgr_rel"].item() == pytest.approx(expected_rel, rel=1e-10)
     assert expected_cat > 0
 
 
 def test_divides_by_batch_size():
     # Repeating a batch leaves the per-channel statistics and the per-image loss unchanged.
-    loss = make_loss()
+    # float64: the two batch sizes reduce in different orders, which float32 rounds differently.
+    loss = make_loss().double()
     student, teacher = features(16, n=1, seed=2), features(16, n=1, seed=1)
+    student = {k: v.double() for k, v in student.items()}
+    teacher = {k: v.double() for k, v in teacher.items()}
     single = loss(DistillBatch(student, teacher))
     double = loss(
         DistillBatch(
@@ -136,7 +145,7 @@ def test_divides_by_batch_size():
         )
     )
     for key in single:
-        torch.testing.assert_close(double[key], single[key], rtol=1e-5, atol=0)
+        torch.testing.assert_close(double[key], single[key], rtol=1e-12, atol=0)
 
 
 def test_finite_with_empty_gt_and_constant_maps():

@@ -50,15 +50,20 @@ def test_dkd_known_values_three_classes():
     zs = [[1.0, 2.0, 0.5], [0.3, -1.0, 2.5]]
     zt = [[2.0, 0.0, 1.0], [1.5, 0.5, -0.5]]
     target = [0, 2]
-    tckd, nckd = decoupled_kd_terms(torch.tensor(zs), torch.tensor(zt), torch.tensor(target), 2.0)
+    # float64 (the terms are dtype-generic): the hand computation is then exact to ~1e-15, and
+    # the comparison does not hinge on float32 rounding, which differs between CPU kernels.
+    f64 = dict(dtype=torch.float64)
+    tckd, nckd = decoupled_kd_terms(
+        torch.tensor(zs, **f64), torch.tensor(zt, **f64), torch.tensor(target), 2.0
+    )
     rows = [_dkd_by_hand(zs[i], zt[i], target[i], 2.0) for i in range(2)]
-    assert tckd.item() == pytest.approx(sum(r[0] for r in rows) / 2, rel=1e-5)
-    assert nckd.item() == pytest.approx(sum(r[1] for r in rows) / 2, rel=1e-5)
+    assert tckd.item() == pytest.approx(sum(r[0] for r in rows) / 2, rel=1e-10)
+    assert nckd.item() == pytest.approx(sum(r[1] for r in rows) / 2, rel=1e-10)
     # DKD's identity: KD = TCKD + (1 - p_target^teacher) * NCKD (one row, T = 1)
-    s, t = torch.tensor([zs[0]]), torch.tensor([zt[0]])
+    s, t = torch.tensor([zs[0]], **f64), torch.tensor([zt[0]], **f64)
     tckd, nckd = decoupled_kd_terms(s, t, torch.tensor([0]))
     kd = F.kl_div(F.log_softmax(s, 1), F.softmax(t, 1), reduction="sum")
-    assert kd.item() == pytest.approx((tckd + (1 - F.softmax(t, 1)[0, 0]) * nckd).item(), rel=1e-5)
+    assert kd.item() == pytest.approx((tckd + (1 - F.softmax(t, 1)[0, 0]) * nckd).item(), rel=1e-10)
 
 
 def _roi_batch(s_logits, t_logits, target):
@@ -132,17 +137,20 @@ def test_pcd_known_values():
     zs, zt = [[0.5, -1.0], [-2.0, 0.0]], [[1.0, -2.0], [-1.0, -3.0]]
     t_boxes = [[0.0, 0.0, 10.0, 5.0], [20.0, 20.0, 30.0, 30.0]]  # IoU 0.5 with the GT box
     s_boxes = [[0.0, 0.0, 10.0, 5.0], [20.0, 20.0, 30.0, 25.0]]  # GIoU 1, then 0.5
-    features = torch.randn(1, 4, 1, 2)
+    # float64 (the loss is dtype-generic): the hand computation below is then exact to ~1e-15.
+    f64 = dict(dtype=torch.float64)
+    features = torch.randn(1, 4, 1, 2, **f64)
     batch = _pcd_batch(
-        torch.tensor([zs]),
-        torch.tensor([zt]),
-        torch.tensor([s_boxes]),
-        torch.tensor([t_boxes]),
+        torch.tensor([zs], **f64),
+        torch.tensor([zt], **f64),
+        torch.tensor([s_boxes], **f64),
+        torch.tensor([t_boxes], **f64),
         [0.0, 0.0, 10.0, 10.0],
         [0],
         features,
     )
-    losses = _pcd(cls_weight=2.0, loc_weight=3.0, quality_weight=5.0, temperature=2.0)(batch)
+    loss_fn = _pcd(cls_weight=2.0, loc_weight=3.0, quality_weight=5.0, temperature=2.0).double()
+    losses = loss_fn(batch)
 
     conf = [max(_sig(v) for v in zt[a]) for a in range(2)]
     q0 = 0.5 * _sig(zt[0][0])  # IoU * teacher probability of the GT class
@@ -152,9 +160,10 @@ def test_pcd_known_values():
     loc = (conf[0] * 0.0 + conf[1] * 0.5) / max(sum(conf), 1.0)
     qs = _sig(-1.0)
     quality = abs(qs - q0) ** 2 * _bkl(q0, qs) + qs**2 * _bkl(0.0, qs)  # one positive
-    assert losses["loss_pcd_cls"].item() == pytest.approx(2.0 * cls, rel=1e-5)
-    assert losses["loss_pcd_loc"].item() == pytest.approx(3.0 * loc, rel=1e-5)
-    assert losses["loss_pcd_quality"].item() == pytest.approx(5.0 * quality, rel=1e-5)
+    assert losses["loss_pcd_cls"].item() == pytest.approx(2.0 * cls, rel=1e-10)
+    # Detectron2's giou_loss adds eps = 1e-7 to the union and the enclosing area: ~1e-8 off.
+    assert losses["loss_pcd_loc"].item() == pytest.approx(3.0 * loc, rel=1e-6)
+    assert losses["loss_pcd_quality"].item() == pytest.approx(5.0 * quality, rel=1e-10)
 
 
 def test_pcd_zero_at_equality_no_gt_and_gradients():
@@ -207,6 +216,8 @@ def test_ikd_known_values_and_gradients():
     torch.manual_seed(0)
     levels, channels = ["p3", "p4"], {"p3": 4, "p4": 4}
     loss_fn = IKDLoss(levels, channels, channels, 2.0, 3.0, 5.0, mask_ratio=0.0, align_span=1)
+    # float64 (the loss is dtype-generic): the hand computation below is then exact to ~1e-15.
+    loss_fn.double()
     b = 0.3
     for k in levels:
         loss_fn.generators[k] = nn.Identity()
@@ -214,11 +225,12 @@ def test_ikd_known_values_and_gradients():
         nn.init.constant_(loss_fn.attention[k].conv.bias, b)
     for conv in loss_fn.alignment.aligners.values():
         _identity_conv_(conv)
-    s = {"p3": torch.randn(2, 4, 4, 4), "p4": torch.randn(2, 4, 2, 2)}
+    f64 = dict(dtype=torch.float64)
+    s = {"p3": torch.randn(2, 4, 4, 4, **f64), "p4": torch.randn(2, 4, 2, 2, **f64)}
     t = {k: torch.randn_like(v) for k, v in s.items()}
     s = {k: v.requires_grad_(True) for k, v in s.items()}
     t = {k: v.requires_grad_(True) for k, v in t.items()}
-    zs, zt = torch.randn(5, 4), torch.randn(5, 4)
+    zs, zt = torch.randn(5, 4, **f64), torch.randn(5, 4, **f64)
     target = torch.tensor([0, 3, 3, 1, 2])
     batch = DistillBatch(
         student_features=s,
@@ -238,9 +250,10 @@ def test_ikd_known_values_and_gradients():
     align = (sq(s["p3"], t["p3"]) + 0.5 * sq(down, t["p4"])) / 1.5
     align += (sq(s["p4"], t["p4"]) + 0.5 * sq(up, t["p3"])) / 1.5
     tckd, nckd = decoupled_kd_terms(zs, zt, target, 1.0)
-    assert losses["loss_ikd_feat"].item() == pytest.approx(2.0 * feat, rel=1e-5)
-    assert losses["loss_ikd_align"].item() == pytest.approx(5.0 * align, rel=1e-5)
-    assert losses["loss_ikd_logit"].item() == pytest.approx(3.0 * (tckd + 0.25 * nckd).item())
+    assert losses["loss_ikd_feat"].item() == pytest.approx(2.0 * feat, rel=1e-10)
+    assert losses["loss_ikd_align"].item() == pytest.approx(5.0 * align, rel=1e-10)
+    logit = 3.0 * (tckd + 0.25 * nckd).item()
+    assert losses["loss_ikd_logit"].item() == pytest.approx(logit, rel=1e-10)
 
     sum(losses.values()).backward()
     assert all(v.grad is not None for v in s.values())

@@ -57,3 +57,9 @@ class DistillLoss(nn.Module):
 
     def forward(self, batch: DistillBatch) -> Dict[str, torch.Tensor]:
         raise NotImplementedError
+
+
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` upcast to float32 if it has a lower floating precision (float16, bfloat16), else
+    ``x`` itself: losses compute in float32 under AMP and stay float64 on float64 inputs."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))

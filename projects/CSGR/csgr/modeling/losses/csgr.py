@@ -58,8 +58,9 @@ class CSGRLoss(DistillLoss):
       at 0, so at first the term compares the normalised maps themselves.
 
     Gradients reach the student features and the module's parameters, never the teacher
-    features. Everything is computed in float32 with autocast disabled, so it is safe under AMP.
-    The module reads no config; see :func:`CSGR` for the builder.
+    features. Everything is computed in float32 (float64 for float64 inputs) with autocast
+    disabled, so it is safe under AMP. The module reads no config; see :func:`CSGR` for the
+    builder.
 
     Args:
         in_features: FPN level names to distil.

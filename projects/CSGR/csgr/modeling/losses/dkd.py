@@ -10,7 +10,7 @@ from typing import Dict, Tuple
 import torch
 from torch.nn import functional as F
 
-from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss
+from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss, at_least_float32
 
 __all__ = ["DKDLoss", "DKD", "decoupled_kd_terms", "roi_logits_of"]
 
@@ -57,8 +57,8 @@ def decoupled_kd_terms(
         zero = student_logits.sum() * 0.0
         return zero, zero
     t = float(temperature)
-    s = student_logits.float() / t
-    k = teacher_logits.float().detach() / t
+    s = at_least_float32(student_logits) / t
+    k = at_least_float32(teacher_logits).detach() / t
     target_mask = F.one_hot(target.long(), s.shape[1]).bool()
 
     def binary_log_probs(z):

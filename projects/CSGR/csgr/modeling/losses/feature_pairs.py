@@ -6,7 +6,7 @@ from typing import Dict, Iterator, Sequence, Tuple
 import torch
 from detectron2.layers import ShapeSpec
 
-from .base import DistillBatch, DistillLoss
+from .base import DistillBatch, DistillLoss, at_least_float32
 from .levels import ChannelAdapters, select_levels
 
 __all__ = [
@@ -20,9 +20,11 @@ __all__ = [
 def feature_pairs(
     batch: DistillBatch, levels: Sequence[str], adapters: ChannelAdapters, method: str
 ) -> Iterator[Tuple[str, torch.Tensor, torch.Tensor]]:
-    """Yield, per level, the adapted student map and the teacher map in float32.
+    """Yield, per level, the adapted student map and the teacher map in at least float32.
 
-    Call under ``torch.autocast(..., enabled=False)`` so that the adapters run in float32.
+    Half-precision maps (float16, bfloat16) are upcast to float32; float32 and float64 maps keep
+    their dtype, so a loss run on float64 inputs (and a float64 module) computes in float64.
+    Call under ``torch.autocast(..., enabled=False)`` so that the adapters run in that dtype.
 
     Args:
         batch: the step's features.
@@ -46,8 +48,8 @@ def feature_pairs(
             f"{sorted(batch.student_features)}, teacher has {sorted(batch.teacher_features)})"
         )
     for k in levels:
-        student = adapters(k, batch.student_features[k].float())
-        teacher = batch.teacher_features[k].float().detach()
+        student = adapters(k, at_least_float32(batch.student_features[k]))
+        teacher = at_least_float32(batch.teacher_features[k]).detach()
         if student.shape != teacher.shape:
             raise ValueError(
                 f"{method}: level {k} is {tuple(student.shape)} in the (adapted) student but "
@@ -85,7 +87,7 @@ class LevelwiseFeatureLoss(DistillLoss):
 
     Subclasses set ``NAME`` (the method's registered name) and implement :meth:`level_loss`.
     The student map passes through a 1x1 adapter where its width differs from the teacher's.
-    Computed in float32 with autocast disabled.
+    Computed in float32 (float64 for float64 inputs) with autocast disabled.
 
     Args:
         in_features: FPN level names to distil.
@@ -119,8 +121,8 @@ class LevelwiseFeatureLoss(DistillLoss):
 
         Args:
             level: level name.
-            student: (N, C, H, W) adapted student map, float32.
-            teacher: (N, C, H, W) teacher map, float32, detached.
+            student: (N, C, H, W) adapted student map, at least float32.
+            teacher: (N, C, H, W) teacher map, at least float32, detached.
 
         Returns:
             A scalar.

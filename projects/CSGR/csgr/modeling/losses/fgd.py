@@ -101,7 +101,7 @@ class FGDLoss(DistillLoss):
 
     Sums run over images, channels and positions, as in FGD's code (``MSELoss(reduction="sum")``
     and ``sum(abs(.))`` divided by the batch size). The teacher attentions carry no gradient.
-    Computed in float32 with autocast disabled. The module reads no config; see :func:`FGD`.
+    Computed in float32 (float64 for float64 inputs) with autocast disabled. The module reads no config; see :func:`FGD`.
 
     Args:
         in_features: FPN level names to distil.

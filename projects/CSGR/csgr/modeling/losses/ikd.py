@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from .attention import SpatialAttention
-from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss
+from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss, at_least_float32
 from .dkd import decoupled_kd_terms, roi_logits_of
 from .ikd_blocks import GenerationBlock, OneToManyAlignment, neighbour_targets
 from .levels import ChannelAdapters, select_levels
@@ -167,8 +167,10 @@ class IKDLoss(DistillLoss):
         device = batch.student_features[self.in_features[0]].device
         losses = {}
         with torch.autocast(device_type=device.type, enabled=False):
-            student = {k: batch.student_features[k].float() for k in self.in_features}
-            teacher = {k: batch.teacher_features[k].float().detach() for k in self.in_features}
+            student = {k: at_least_float32(batch.student_features[k]) for k in self.in_features}
+            teacher = {
+                k: at_least_float32(batch.teacher_features[k]).detach() for k in self.in_features
+            }
             loss_feat = sum(self.feature_term(k, student[k], teacher[k]) for k in self.in_features)
             losses["loss_ikd_feat"] = self.feat_weight * loss_feat
             if "roi_head" in self.REQUIRES:

@@ -46,7 +46,7 @@ from fvcore.nn import giou_loss
 from torch import nn
 from torch.nn import functional as F
 
-from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss
+from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss, at_least_float32
 
 __all__ = ["PCDLoss", "PCD", "binary_kl_with_logits", "match_anchors"]
 
@@ -152,7 +152,10 @@ class PCDLoss(DistillLoss):
     def quality_logits(self, features: Dict[str, torch.Tensor], levels: List[str]):
         """Student quality logits (N, R) over the anchors of ``levels`` in head order."""
         return torch.cat(
-            [permute_to_N_HWA_K(self.quality_branch(features[k].float()), 1) for k in levels],
+            [
+                permute_to_N_HWA_K(self.quality_branch(at_least_float32(features[k])), 1)
+                for k in levels
+            ],
             dim=1,
         ).squeeze(2)
 
@@ -175,14 +178,17 @@ class PCDLoss(DistillLoss):
             raise KeyError(f"PCD: the batch lacks dense head outputs {missing}")
         device = so["dense_logits"].device
         with torch.autocast(device_type=device.type, enabled=False):
-            s_logits, t_logits = so["dense_logits"].float(), to["dense_logits"].float().detach()
+            s_logits, t_logits = (
+                at_least_float32(so["dense_logits"]),
+                at_least_float32(to["dense_logits"]).detach(),
+            )
             labels, gt_boxes, gt_classes = match_anchors(
                 self.matcher, so["anchors"], batch.gt_instances
             )
             pos = labels == 1
             t_prob = t_logits.sigmoid()
             t_conf = t_prob.max(dim=2).values
-            t_boxes = to["dense_boxes"].float().detach()
+            t_boxes = at_least_float32(to["dense_boxes"]).detach()
             iou = matched_pairwise_iou(
                 Boxes(t_boxes.reshape(-1, 4)), Boxes(gt_boxes.reshape(-1, 4))
             )
@@ -199,10 +205,13 @@ class PCDLoss(DistillLoss):
 
             # localisation branch, side by side
             if self.loc_loss_type == "giou":
-                s_boxes = so["dense_boxes"].float()
+                s_boxes = at_least_float32(so["dense_boxes"])
                 dist = giou_loss(s_boxes.reshape(-1, 4), t_boxes.reshape(-1, 4)).view_as(t_conf)
             else:
-                diff = so["dense_deltas"].float() - to["dense_deltas"].float().detach()
+                diff = (
+                    at_least_float32(so["dense_deltas"])
+                    - at_least_float32(to["dense_deltas"]).detach()
+                )
                 dist = diff.abs().sum(dim=2)
             loss_loc = (t_conf * dist).sum() / t_conf.sum().clamp(min=1.0)
 
