@@ -7,10 +7,10 @@ python tools/train_net.py --config-file ... --resume
 python tools/train_net.py --config-file ... --eval-only MODEL.WEIGHTS output/model_final.pth
 """
 
+import csgr  # noqa: F401  first: quiets dependency warnings; registers models, losses, datasets
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import launch
 
-import csgr  # noqa: F401  registers the Distiller, the losses and the datasets
 from csgr.engine import Trainer, argument_parser, setup_cfg
 
 

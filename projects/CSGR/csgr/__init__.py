@@ -3,9 +3,13 @@
 Importing the package registers its meta-architecture, distillation losses and datasets.
 """
 
-from . import data  # noqa: F401  registers the dataset catalogs
-from . import modeling  # noqa: F401  registers the Distiller and the distillation losses
-from .config import add_csgr_config
+from .utils.quiet import install_quiet_filters
+
+install_quiet_filters()  # before Detectron2 is imported (see csgr/utils/quiet.py)
+
+from . import data  # noqa: E402, F401  registers the dataset catalogs
+from . import modeling  # noqa: E402, F401  registers the Distiller and the distillation losses
+from .config import add_csgr_config  # noqa: E402
 
 __all__ = ["add_csgr_config"]
 __version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Small helpers shared by the tools: quiet dependency warnings, live progress of runs."""
