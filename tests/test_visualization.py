@@ -8,6 +8,7 @@ import os
 import cv2
 import pytest
 import torch
+from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import default_argument_parser
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -15,11 +16,13 @@ from test_release import load_tool
 from tiny_models import save_teacher, tiny_cfg
 
 import csgr  # noqa: F401
+from csgr.config import add_csgr_config
 from csgr.data.datasets import SHAPES_CATEGORIES, generate_shapes_dataset
 from csgr.layers import CrissCrossAttention, criss_cross_aggregate
 from csgr.release import release_student
 from csgr.visualization.attention import category_attention, criss_cross_relation
 from csgr.visualization.curves import figure_size
+from csgr.visualization.job_pictures import first_test_image, write_job_pictures
 
 SIZE = 64
 ITERS = 4
@@ -174,3 +177,19 @@ def test_demo_one_image_per_input(distill_run, tmp_path):
     pattern = os.path.join(val_dir, "*1.jpg")
     single = run("single", 0.5, inputs[0], pattern)
     assert len(single) == 1 + len(glob.glob(pattern)) == 2
+
+
+def test_job_pictures_curves_and_attention_of_the_first_val_image(distill_run, tmp_path):
+    run_dir, val_dir = distill_run
+    written = write_job_pictures(str(tmp_path / "pics"), {"CSGR": run_dir}, distill_run=run_dir)
+    assert written[0] == str(tmp_path / "pics" / "curves.png")
+    assert cv2.imread(written[0]) is not None
+    names = [c["name"] for c in SHAPES_CATEGORIES]
+    expected = [f"category_p2_{k:02d}_{n}.png" for k, n in enumerate(names)] + ["relation_p2.png"]
+    assert sorted(os.path.basename(p) for p in written[1:]) == sorted(expected)
+    for path in written[1:]:  # the first val image, as written by the generator
+        _read_png(path, (SIZE, 3 * SIZE, 3))
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    cfg.merge_from_file(os.path.join(run_dir, "config.yaml"))
+    assert os.path.dirname(first_test_image(cfg)) == val_dir
