@@ -25,6 +25,7 @@ from ..data.loaders import build_test_loader, build_train_loader
 from ..evaluation import build_evaluator
 from .checkpoint import AtomicCheckpointer
 from .loop import build_train_loop
+from .optimizer import build_optimizer
 from .rng_state import RNGStateHook
 
 __all__ = ["Trainer"]
@@ -84,6 +85,12 @@ class Trainer(DefaultTrainer):
         if self._sampler is not None:
             per_rank = self.cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
             self._sampler.set_start_iter(self.start_iter, per_rank)
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        """Detectron2's optimizer; ``SOLVER.CLIP_GRADIENTS.CLIP_TYPE`` may also be "full_model"
+        (see :mod:`.optimizer`)."""
+        return build_optimizer(cfg, model)
 
     @classmethod
     def build_train_loader(cls, cfg):
