@@ -16,6 +16,7 @@ import argparse
 from detectron2.utils.logger import setup_logger
 
 import csgr  # noqa: F401  registers the project's datasets (class names for the drawing)
+from csgr.engine.log_setup import setup_csgr_logger
 from csgr.engine.user_modules import import_user_modules
 from csgr.visualization.demo import released_cfg, run_demo
 
@@ -37,6 +38,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     setup_logger(name="detectron2")
+    setup_csgr_logger()  # the skipped unreadable images
     import_user_modules(args.register)
     cfg = released_cfg(args.config_file, args.weights, args.confidence_threshold, args.opts)
     written = run_demo(cfg, args.input, args.output, args.confidence_threshold)

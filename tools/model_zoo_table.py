@@ -8,11 +8,15 @@
 A run is PATH or NAME=PATH (NAME is the "config" column; default: the release name, else the
 folder name). The gain of a distilled run is over the baseline among the runs: not distilled,
 same student architecture, depth and datasets. Without --output or --readme, prints the table.
+A test set whose registered evaluator_type is "pascal_voc" is reported in AP50, others in box AP:
+--register my_datasets.py (or $CSGR_REGISTER) registers your datasets.
 """
 
 import argparse
 import sys
 
+import csgr  # noqa: F401  registers the project's datasets (their evaluator_type)
+from csgr.engine.user_modules import import_user_modules
 from csgr.release.model_zoo import model_zoo_table, read_run, replace_section
 
 
@@ -20,6 +24,14 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", metavar="[NAME=]RUN", help="run folders")
     parser.add_argument("--url-prefix", default="", help="prefix of the download links")
+    parser.add_argument(
+        "--register",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a .py file or module registering your datasets (their evaluator_type says AP or "
+        "AP50); repeatable, $CSGR_REGISTER adds more",
+    )
     parser.add_argument("--output", help="write the table to this markdown file")
     parser.add_argument(
         "--readme",
@@ -31,6 +43,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    import_user_modules(args.register)
     runs = []
     for spec in args.runs:
         name, _, path = spec.rpartition("=")

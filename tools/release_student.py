@@ -7,7 +7,8 @@
 
 Writes <name>_<hash>.pth (student weights only), <name>_<hash>.yaml (vanilla Detectron2 config),
 <name>_<hash>_metrics.json and <name>_<hash>_manifest.json; <hash> is the first 8 hex digits of
-the sha256 of the .pth. Load it with Detectron2 alone:
+the sha256 of the .pth. A run without model_final.pth (training not finished) is refused unless
+--allow-unfinished; the manifest records the iteration. Load it with Detectron2 alone:
 
     cfg = get_cfg(); cfg.merge_from_file("<name>_<hash>.yaml"); predictor = DefaultPredictor(cfg)
 """
@@ -15,8 +16,8 @@ the sha256 of the .pth. Load it with Detectron2 alone:
 import argparse
 import os
 
-from detectron2.utils.logger import setup_logger
-
+from csgr.engine.log_setup import setup_csgr_logger
+from csgr.errors import one_line_errors
 from csgr.release import release_student
 
 
@@ -29,14 +30,24 @@ def parse_args(argv=None):
     parser.add_argument(
         "--url-prefix", default="", help="MODEL.WEIGHTS = <url-prefix>/<file> (default: file)"
     )
+    parser.add_argument(
+        "--allow-unfinished",
+        action="store_true",
+        help="release a checkpoint of a run that has not finished training (no model_final.pth)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    setup_logger(name="csgr")
+    setup_csgr_logger()
     manifest = release_student(
-        args.run, args.output, args.name, args.config_file, url_prefix=args.url_prefix
+        args.run,
+        args.output,
+        args.name,
+        args.config_file,
+        url_prefix=args.url_prefix,
+        allow_unfinished=args.allow_unfinished,
     )
     print(f"Released {manifest['name']} (sha256 {manifest['sha256']}) to {manifest['output_dir']}:")
     for path in (*manifest["files"].values(), manifest["manifest"]):
@@ -46,4 +57,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

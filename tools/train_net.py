@@ -12,6 +12,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import launch
 
 from csgr.engine import Trainer, argument_parser, setup_cfg
+from csgr.errors import one_line_errors
 
 
 def main(args):
@@ -30,11 +31,12 @@ def main(args):
 if __name__ == "__main__":
     args = argument_parser().parse_args()
     print("Command Line Args:", args)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    with one_line_errors():  # e.g. missing teacher weights: one line with the command to run
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        )

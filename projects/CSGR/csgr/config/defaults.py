@@ -32,7 +32,8 @@ def _add_distill_config(cfg):
     _C.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = "GeneralizedRCNN"
     # Distillation methods to train with, by registered name (see DISTILL_LOSS_REGISTRY), e.g.
     # ["CSGR"] or ["CSGR", "PKD"]. Each has its own sub-node below with weights and levels.
-    # An empty list trains the student alone (the baseline) while still holding the teacher.
+    # An empty list trains the student alone (the baseline), with a warning; the teacher is then
+    # neither built nor loaded.
     _C.MODEL.DISTILL.METHODS = ["CSGR"]
     # How a student FPN level of a different width than the teacher's is matched: "auto" adds a
     # learnable 1x1 conv adapter student->teacher channels only where the widths differ, "always"

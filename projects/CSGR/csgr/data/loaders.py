@@ -3,7 +3,9 @@
 * Images: :class:`.mapper.CheckedDatasetMapper` (a bad image file is an error naming it, or a
   logged, counted skip with ``DATALOADER.SKIP_BAD_IMAGES``).
 * Boxes of the training set: :func:`.box_checks.sanitize_boxes` (clip to the image, drop empty,
-  degenerate and non-finite boxes; one summary log).
+  degenerate and non-finite boxes; one summary log); its image files must exist.
+* Annotation files: an error while loading a registered COCO or VOC dataset names the file
+  (:func:`.checks.named_load_errors`).
 * Resuming: with ``DATALOADER.SAMPLER_TRAIN = "TrainingSampler"`` (the default) the sampler is a
   :class:`.samplers.ResumableTrainingSampler`, exposed as the loader's ``resumable_sampler``.
 """
@@ -21,6 +23,8 @@ from detectron2.data.samplers import InferenceSampler
 from detectron2.utils import comm
 
 from .box_checks import sanitize_boxes
+from .checks.load import named_load_errors
+from .checks.report import check_train_images
 from .mapper import CheckedDatasetMapper
 from .samplers import ResumableTrainingSampler
 
@@ -30,14 +34,15 @@ logger = logging.getLogger(__name__)
 
 
 def _train_dataset_dicts(cfg):
-    dicts = get_detection_dataset_dicts(
-        cfg.DATASETS.TRAIN,
-        filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
-        min_keypoints=(
-            cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE if cfg.MODEL.KEYPOINT_ON else 0
-        ),
-        proposal_files=cfg.DATASETS.PROPOSAL_FILES_TRAIN if cfg.MODEL.LOAD_PROPOSALS else None,
-    )
+    with named_load_errors(cfg.DATASETS.TRAIN):
+        dicts = get_detection_dataset_dicts(
+            cfg.DATASETS.TRAIN,
+            filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+            min_keypoints=(
+                cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE if cfg.MODEL.KEYPOINT_ON else 0
+            ),
+            proposal_files=cfg.DATASETS.PROPOSAL_FILES_TRAIN if cfg.MODEL.LOAD_PROPOSALS else None,
+        )
     if isinstance(dicts, torchdata.Dataset):
         return dicts  # a user's torch Dataset: its boxes are its own business
     dicts, _ = sanitize_boxes(
@@ -45,6 +50,7 @@ def _train_dataset_dicts(cfg):
     )
     if not dicts:
         raise ValueError(f"DATASETS.TRAIN {list(cfg.DATASETS.TRAIN)}: no image with a valid box")
+    check_train_images(dicts, cfg.DATASETS.TRAIN, cfg.DATALOADER.get("SKIP_BAD_IMAGES", False))
     return dicts
 
 
@@ -89,15 +95,17 @@ def build_test_loader(cfg, dataset_name: str, mapper=None):
     """
     mapper = mapper if mapper is not None else CheckedDatasetMapper(cfg, False)
     if not getattr(mapper, "skip_bad_images", False):
-        return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
+        with named_load_errors([dataset_name]):
+            return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
     proposal_files = None
     if cfg.MODEL.LOAD_PROPOSALS:
         proposal_files = [
             cfg.DATASETS.PROPOSAL_FILES_TEST[list(cfg.DATASETS.TEST).index(dataset_name)]
         ]
-    dicts = get_detection_dataset_dicts(
-        [dataset_name], filter_empty=False, proposal_files=proposal_files
-    )
+    with named_load_errors([dataset_name]):
+        dicts = get_detection_dataset_dicts(
+            [dataset_name], filter_empty=False, proposal_files=proposal_files
+        )
     # an iterable dataset: MapDataset skips the Nones of bad images and tries the next one
     iterable = ToIterableDataset(DatasetFromList(dicts, copy=False), InferenceSampler(len(dicts)))
     return build_detection_test_loader(

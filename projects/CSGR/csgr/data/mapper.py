@@ -67,7 +67,8 @@ class CheckedDatasetMapper(DatasetMapper):
     Attributes:
         skip_bad_images (bool): skip (return ``None``) instead of raising on a bad image file.
         num_skipped (int): bad images skipped so far by this mapper in this process (each data
-            loader worker process counts its own).
+            loader worker process counts its own; each evaluation builds a new test mapper). The
+            log line says which loader and process it counts.
     """
 
     @configurable
@@ -107,10 +108,19 @@ class CheckedDatasetMapper(DatasetMapper):
             self.num_skipped += 1
             logger.warning(
                 f"{e}: skipped (DATALOADER.SKIP_BAD_IMAGES=True; {self.num_skipped} bad "
-                f"image(s) skipped so far by this process, pid {os.getpid()})"
+                f"image(s) skipped so far by {self._counter_scope()})"
             )
             return None
         return self._map_image(dataset_dict, image)
+
+    def _counter_scope(self) -> str:
+        """What :attr:`num_skipped` counts: one data loader (a test loader is built for each
+        evaluation), in one process (each worker counts its own)."""
+        loader = "training data loader" if self.is_train else "test data loader (this evaluation)"
+        worker = torch.utils.data.get_worker_info()
+        if worker is None:
+            return f"the {loader} in the main process, pid {os.getpid()}"
+        return f"worker {worker.id} of the {loader}, pid {os.getpid()}"
 
     def _map_image(self, dataset_dict: dict, image: np.ndarray) -> dict:
         """The rest of ``DatasetMapper.__call__`` (Detectron2 v0.6+), once the image is read."""

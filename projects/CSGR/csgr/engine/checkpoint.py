@@ -9,16 +9,23 @@ the same way. It also refuses to save a model with a NaN or infinite weight.
 """
 
 import contextlib
+import errno
 import os
+import shutil
 import uuid
-from typing import IO, Any, Callable, List
+from typing import IO, Any, Callable, List, Optional
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-__all__ = ["AtomicCheckpointer", "atomic_write", "non_finite_tensors"]
+from ..errors import ConfigChangedError, NoSpaceLeftError
+from .resume_check import config_changed_message, is_optimizer_mismatch
+
+__all__ = ["AtomicCheckpointer", "atomic_write", "device_full", "non_finite_tensors"]
 
 _KEYS_SHOWN = 10
+_NO_SPACE = "no space left on device"
+_LOW_SPACE = 64 * 2**20
 
 
 def _fsync_dir(path: str) -> None:
@@ -36,6 +43,10 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
     Args:
         path: the final local path.
         write: writes the content to the binary file object it is given.
+
+    Raises:
+        NoSpaceLeftError: the device is full ("no space left on device", the path); nothing
+            of the new content is left on disk.
     """
     folder = os.path.dirname(os.path.abspath(path))
     # a hidden, unique name in the same folder (same file system, so os.replace is atomic);
@@ -49,11 +60,31 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
+        full = device_full(e, folder)  # measured while the partial file still takes its space
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if full:
+            raise NoSpaceLeftError(errno.ENOSPC, f"{full}: cannot write {path}") from e
         raise
     _fsync_dir(folder)
+
+
+def device_full(error: BaseException, folder: str) -> str:
+    """Why ``error`` means that ``folder``'s device is full ("" if it does not): an ``OSError``
+    ENOSPC/EDQUOT in its chain, or a torch writer failure ("PytorchStreamWriter failed writing
+    file ...", raised from ``inline_container.cc``) with less than 64 MiB free."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return os.strerror(seen.errno).lower() if seen.errno == errno.EDQUOT else _NO_SPACE
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(error, RuntimeError) and "write" in str(error).lower():
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(folder).free
+            if free < _LOW_SPACE:
+                return f"{_NO_SPACE} ({free / 2**20:.1f} MiB free in {folder})"
+    return ""
 
 
 def non_finite_tensors(state_dict: dict) -> List[str]:
@@ -73,6 +104,23 @@ class AtomicCheckpointer(DetectionCheckpointer):
     Paths with a "://" scheme (remote storage) fall back to the non-atomic ``PathManager``
     writes of Detectron2.
     """
+
+    def _load_model(self, checkpoint: Any):
+        self._checkpoint_keys = list(checkpoint.get("model", {}))
+        return super()._load_model(checkpoint)
+
+    def load(self, path: str, checkpointables: Optional[List[str]] = None) -> dict:
+        """Detectron2's ``load``; an optimizer state of other parameters (the config changed
+        since the checkpoint, e.g. ``MODEL.DISTILL.METHODS``) is a :class:`ConfigChangedError`
+        saying so."""
+        try:
+            return super().load(path, checkpointables)
+        except ValueError as e:
+            if not is_optimizer_mismatch(e):
+                raise
+            keys = self.model.state_dict().keys()
+            message = config_changed_message(path, getattr(self, "_checkpoint_keys", []), keys)
+            raise ConfigChangedError(f"{message} (PyTorch: {e})") from e
 
     def _is_local(self) -> bool:
         return "://" not in str(self.save_dir)

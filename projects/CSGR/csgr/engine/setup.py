@@ -5,6 +5,7 @@ from detectron2.engine import default_argument_parser, default_setup
 
 from ..config import add_csgr_config
 from ..modeling.teacher import resolve_path
+from .log_setup import setup_csgr_logger
 from .user_modules import ENV_VAR, import_user_modules
 
 
@@ -29,7 +30,7 @@ def setup_cfg(args, freeze: bool = True):
     Args:
         args: parsed :func:`detectron2.engine.default_argument_parser` arguments.
         freeze: freeze the config and run Detectron2's ``default_setup`` (logging, output dir,
-            seed, config dump).
+            seed, config dump); the ``csgr.*`` loggers write to the same console and log.txt.
     """
     import_user_modules(getattr(args, "register", []))  # runs in every launched process
     cfg = get_cfg()
@@ -39,4 +40,5 @@ def setup_cfg(args, freeze: bool = True):
     if freeze:
         cfg.freeze()
         default_setup(cfg, args)
+        setup_csgr_logger(cfg.OUTPUT_DIR)
     return cfg

@@ -3,7 +3,9 @@
 On top of ``DefaultTrainer`` (same hooks, writers, evaluation, ``--resume`` semantics):
 
 * data: :mod:`csgr.data.loaders` (bad image files named or skipped, bad boxes clipped or
-  dropped, a training sampler that resumes where the run stopped);
+  dropped, a training sampler that resumes where the run stopped); annotation errors name the
+  file, and the test sets are checked (:func:`csgr.data.checks.check_before_training`) before
+  the first iteration;
 * step: :class:`.loop.GuardedTrainer` (a NaN/inf loss term stops training before backward,
   naming the term and the iteration; ``SOLVER.AMP`` in float16 on CUDA or bfloat16 on CUDA/CPU);
 * checkpoints: :class:`.checkpoint.AtomicCheckpointer` (atomic writes, no non-finite weights),
@@ -21,9 +23,11 @@ from detectron2.engine import DefaultTrainer, TrainerBase, create_ddp_model, hoo
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from ..data.checks import check_before_training
 from ..data.loaders import build_test_loader, build_train_loader
 from ..evaluation import build_evaluator
 from .checkpoint import AtomicCheckpointer
+from .log_setup import setup_csgr_logger
 from .loop import build_train_loop
 from .optimizer import build_optimizer
 from .rng_state import RNGStateHook
@@ -44,9 +48,12 @@ class Trainer(DefaultTrainer):
         TrainerBase.__init__(self)
         if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
             setup_logger()
+        if not logging.getLogger("csgr").isEnabledFor(logging.INFO):
+            setup_csgr_logger()
         cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
 
         model = self.build_model(cfg)
+        check_before_training(cfg)  # a test set the evaluator cannot read fails now, named
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
         self._sampler = getattr(data_loader, "resumable_sampler", None)

@@ -16,6 +16,7 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from torch import nn
 
 from ..config import add_csgr_config
+from .teacher_missing import require_teacher_weights
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +177,7 @@ def build_teacher(cfg: CfgNode, student_num_classes: int) -> nn.Module:
             f"classes but the student has {student_num_classes} (MODEL.ROI_HEADS.NUM_CLASSES / "
             "MODEL.RETINANET.NUM_CLASSES must agree)"
         )
+    require_teacher_weights(cfg)
     teacher = build_detector(tcfg)
     load_teacher_weights(teacher, cfg.MODEL.DISTILL.TEACHER.WEIGHTS)
     teacher.eval()

@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from .run_state import require_finished
 from .student_config import check_vanilla_cfg, is_distiller, load_run_cfg, student_cfg
 
 __all__ = [
@@ -129,6 +130,7 @@ def release_student(
     name: Optional[str] = None,
     config_file: Optional[str] = None,
     url_prefix: str = "",
+    allow_unfinished: bool = False,
 ) -> dict:
     """Write the student of a run as a plain Detectron2 checkpoint + config + metrics.
 
@@ -139,6 +141,8 @@ def release_student(
         config_file: the run's config; default ``config.yaml`` next to the checkpoint.
         url_prefix: if given, MODEL.WEIGHTS in the YAML is ``<url_prefix>/<name>_<hash>.pth``;
             otherwise the bare file name (resolve it against the YAML's folder, or run from it).
+        allow_unfinished: release a checkpoint written before the end of training (else an
+            :class:`~csgr.errors.UnfinishedRunError`; see :mod:`.run_state`).
 
     Returns:
         The manifest (also written): name, sha256, file names, source paths, ...
@@ -154,6 +158,8 @@ def release_student(
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         raise ValueError(f"{checkpoint_path} is not a Detectron2 checkpoint (no 'model' entry)")
+    iteration = checkpoint.get("iteration")
+    finished = require_finished(checkpoint_path, iteration, cfg.SOLVER.MAX_ITER, allow_unfinished)
     state, dropped = student_state_dict(checkpoint["model"], is_distiller(cfg), checkpoint_path)
 
     fd, tmp = tempfile.mkstemp(suffix=".pth", dir=output_dir)
@@ -195,7 +201,9 @@ def release_student(
         "teacher_config": cfg.MODEL.DISTILL.TEACHER.CONFIG_FILE if is_distiller(cfg) else None,
         "source_checkpoint": os.path.abspath(checkpoint_path),
         "source_config": os.path.abspath(config_file),
-        "iteration": checkpoint.get("iteration"),
+        "iteration": iteration,
+        "max_iter": cfg.SOLVER.MAX_ITER,
+        "finished": finished,
         "num_student_tensors": len(state),
         "num_parameters": int(sum(v.numel() for v in state.values())),
         "dropped_distill_keys": len(dropped),

@@ -76,13 +76,21 @@ def read_metrics(path: str) -> List[dict]:
     return records
 
 
-def evaluator_type(dataset_name: str) -> str:
-    """The evaluator type of a dataset: its registered metadata's ("coco" or "pascal_voc"),
-    else "pascal_voc" for names starting with "voc", else "coco"."""
+def evaluator_type(dataset_name: str, records: Sequence[dict] = ()) -> str:
+    """The evaluator type of a dataset ("coco" or "pascal_voc"): its registered metadata's
+    (import the module that registers it: ``--register`` / ``$CSGR_REGISTER``); else what the
+    run's metrics show (COCOEvaluator writes ``bbox/APs``, the VOC evaluator only ``bbox/AP``,
+    ``AP50`` and ``AP75``); else "pascal_voc" for names starting with "voc", else "coco"."""
     if dataset_name in MetadataCatalog.list():
         registered = MetadataCatalog.get(dataset_name).get("evaluator_type", None)
         if registered in ("coco", "pascal_voc"):
             return registered
+    keys = {k for r in records for k in r}
+    prefixes = ("bbox/", f"{dataset_name}/bbox/")
+    if any(p + m in keys for p in prefixes for m in ("APs", "APm", "APl")):
+        return "coco"
+    if any(p + "AP50" in keys and p + "AP75" in keys for p in prefixes):
+        return "pascal_voc"
     return "pascal_voc" if dataset_name.lower().startswith("voc") else "coco"
 
 
@@ -158,7 +166,7 @@ def read_run(path: str, name: Optional[str] = None) -> RunInfo:
     records = read_metrics(os.path.join(path, "metrics.json"))
     test = tuple(cfg.DATASETS.TEST)
     dataset = test[0] if test else ""
-    metric = "AP50" if evaluator_type(dataset) == "pascal_voc" else "AP"
+    metric = "AP50" if evaluator_type(dataset, records) == "pascal_voc" else "AP"
     times = [r["time"] for r in records if "time" in r]
     release = _release(path)
     return RunInfo(

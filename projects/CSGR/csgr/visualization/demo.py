@@ -5,6 +5,7 @@ config's first test dataset when it is registered, else the class ids are shown.
 """
 
 import glob
+import logging
 import os
 from typing import List, Optional, Sequence
 
@@ -18,6 +19,8 @@ from detectron2.utils.visualizer import ColorMode, Visualizer
 from .drawing import imwrite
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "released_cfg", "dataset_metadata", "run_demo"]
+
+logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -107,18 +110,21 @@ def run_demo(
         confidence_threshold: detections scoring less are not drawn.
 
     Returns:
-        The written paths, in input order.
+        The written paths, in input order. An image file OpenCV cannot read is skipped with a
+        warning naming it, and counted in a summary warning.
     """
     images = list_images(inputs)
     predictor = DefaultPredictor(cfg)
     metadata = dataset_metadata(cfg)
     os.makedirs(output_dir, exist_ok=True)
     names = [os.path.basename(p) for p in images]
-    written = []
+    written, unreadable = [], []
     for i, (path, name) in enumerate(zip(images, names)):
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
-            raise OSError(f"could not read the image {path}")
+            unreadable.append(path)
+            logger.warning(f"Cannot read the image {path}: skipped ({len(unreadable)} so far)")
+            continue
         instances = predictor(image)["instances"].to("cpu")
         instances = instances[instances.scores >= confidence_threshold]
         visualizer = Visualizer(image[:, :, ::-1], metadata, instance_mode=ColorMode.IMAGE)
@@ -129,4 +135,9 @@ def run_demo(
             raise ValueError(f"--output {output_dir} would overwrite the input {path}")
         imwrite(out_path, drawn)
         written.append(out_path)
+    if unreadable:
+        logger.warning(
+            f"Skipped {len(unreadable)} of {len(images)} input images that could not be read "
+            f"(missing, empty or not an image): {', '.join(unreadable)}"
+        )
     return written

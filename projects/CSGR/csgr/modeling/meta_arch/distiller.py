@@ -1,7 +1,7 @@
 """The Distiller meta-architecture: a trainable student, a frozen teacher, distillation losses."""
 
 import logging
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 from detectron2.config import configurable
@@ -12,6 +12,7 @@ from torch import nn
 from ..losses.base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss
 from ..student_outputs import StudentHeadCapture
 from ..teacher import build_detector, build_teacher, num_classes
+from ..teacher_missing import require_teacher_weights
 from ..teacher_outputs import check_head_requirements, teacher_head_outputs
 
 logger = logging.getLogger(__name__)
@@ -54,11 +55,14 @@ class Distiller(nn.Module):
     """
 
     @configurable
-    def __init__(self, *, student: nn.Module, teacher: nn.Module, losses: Dict[str, DistillLoss]):
+    def __init__(
+        self, *, student: nn.Module, teacher: Optional[nn.Module], losses: Dict[str, DistillLoss]
+    ):
         """
         Args:
             student: a detector (GeneralizedRCNN, RetinaNet) to train.
-            teacher: a frozen detector with an ``input_format`` attribute ("BGR" or "RGB").
+            teacher: a frozen detector with an ``input_format`` attribute ("BGR" or "RGB"), or
+                ``None`` without losses (``MODEL.DISTILL.METHODS`` empty: the student alone).
             losses: distillation loss modules by method name.
         """
         super().__init__()
@@ -67,7 +71,9 @@ class Distiller(nn.Module):
         self.distill_losses = nn.ModuleDict(losses)
         self.requires = set().union(*(m.REQUIRES for m in losses.values())) if losses else set()
         check_head_requirements({k: m.REQUIRES for k, m in losses.items()}, student, teacher)
-        self.flip_teacher_channels = teacher.input_format != student.input_format
+        self.flip_teacher_channels = (
+            teacher is not None and teacher.input_format != student.input_format
+        )
         self._captured: Dict[str, object] = {}
         self.student.backbone.register_forward_hook(self._capture_student_features)
         # head outputs for response-based losses ("dense_head", "roi_head"), through hooks
@@ -76,19 +82,27 @@ class Distiller(nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
+        if cfg.MODEL.DISTILL.METHODS:
+            require_teacher_weights(cfg)  # before building anything (e.g. on a missing GPU)
         student = build_detector(cfg)
         student.input_format = cfg.INPUT.FORMAT
-        teacher = build_teacher(cfg, num_classes(cfg))
+        teacher = None
+        if cfg.MODEL.DISTILL.METHODS:
+            teacher = build_teacher(cfg, num_classes(cfg))
+        else:
+            logger.warning(
+                "MODEL.DISTILL.METHODS is empty: the student trains alone (a baseline); the "
+                "teacher (MODEL.DISTILL.TEACHER.*) is not built and its weights are not loaded"
+            )
         for name, model in (("student", student), ("teacher", teacher)):
-            if model.input_format not in ("BGR", "RGB"):
+            if model is not None and model.input_format not in ("BGR", "RGB"):
                 raise ValueError(f"the {name}'s INPUT.FORMAT must be BGR or RGB")
-        losses = build_distill_losses(
-            cfg, student.backbone.output_shape(), teacher.backbone.output_shape()
-        )
+        teacher_shapes = teacher.backbone.output_shape() if teacher is not None else {}
+        losses = build_distill_losses(cfg, student.backbone.output_shape(), teacher_shapes)
         return {"student": student, "teacher": teacher, "losses": losses}
 
     @property
-    def teacher(self) -> nn.Module:
+    def teacher(self) -> Optional[nn.Module]:
         return self._teacher[0]
 
     @property
@@ -96,7 +110,8 @@ class Distiller(nn.Module):
         return self.student.device
 
     def _apply(self, fn, *args, **kwargs):
-        self.teacher._apply(fn, *args, **kwargs)
+        if self.teacher is not None:
+            self.teacher._apply(fn, *args, **kwargs)
         return super()._apply(fn, *args, **kwargs)
 
     def _capture_student_features(self, module, inputs, output):
