@@ -1,0 +1,245 @@
+"""Messages a user can act on, and tools that never misreport.
+
+csgr.* messages in log.txt; the skipped-image count says what it counts; unfinished runs are not
+released silently; the model-zoo table reads a user dataset's evaluator type; the demo skips
+unreadable images; METHODS [] skips the teacher; --resume after changing METHODS, a full disk
+and missing teacher weights are each one clear message.
+"""
+
+import builtins
+import errno
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import namedtuple
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from detectron2.modeling import build_model
+from detectron2.solver import build_optimizer
+from detectron2.utils.events import EventStorage
+from test_release import load_tool, make_distill_run, write_metrics
+from tiny_models import ROOT, distill_cfg, random_batch, tiny_cfg
+
+import csgr  # noqa: F401
+from csgr.config.reliability import add_reliability_config
+from csgr.data.box_checks import sanitize_boxes
+from csgr.data.mapper import CheckedDatasetMapper
+from csgr.engine import argument_parser, setup_cfg
+from csgr.engine import checkpoint as checkpoint_module
+from csgr.engine.checkpoint import AtomicCheckpointer, atomic_write
+from csgr.errors import ConfigChangedError, NoSpaceLeftError, UnfinishedRunError
+from csgr.modeling.teacher_missing import train_teacher_command
+from csgr.release import release_student
+
+SHAPES = os.path.join(ROOT, "configs", "Shapes")
+
+
+def test_csgr_messages_reach_log_txt_with_timestamps(tmp_path):
+    args = argument_parser().parse_args(
+        ["--config-file", os.path.join(SHAPES, "faster_rcnn_R_18_FPN.yaml")]
+        + ["OUTPUT_DIR", str(tmp_path)]
+    )
+    setup_cfg(args)
+    logger = logging.getLogger("csgr.data.box_checks")
+    assert logger.isEnabledFor(logging.INFO) and not logger.isEnabledFor(logging.DEBUG)
+    bad = {"bbox": [5, 5, 1, 1], "bbox_mode": 0, "category_id": 0}  # XYXY, x1 < x0
+    sanitize_boxes([{"file_name": "x.jpg", "annotations": [bad]}], ["probe_train"])
+    logger.info("probe info message")
+    for handler in logging.getLogger("csgr").handlers:
+        handler.flush()
+    log = (tmp_path / "log.txt").read_text()
+    stamp = r"\[\d\d/\d\d \d\d:\d\d:\d\d\] csgr\.data\.box_checks"
+    assert re.search(stamp + r" WARNING: Training set \['probe_train'\]: of 1 boxes", log), log
+    assert re.search(stamp + " INFO: probe info message", log)
+
+
+def test_skipped_image_count_says_what_it_counts(tmp_path, caplog):
+    cfg = tiny_cfg()
+    add_reliability_config(cfg)
+    cfg.DATALOADER.SKIP_BAD_IMAGES = True
+    record = {"file_name": str(tmp_path / "missing.jpg"), "height": 8, "width": 8}
+    with caplog.at_level(logging.WARNING, logger="csgr.data.mapper"):
+        assert CheckedDatasetMapper(cfg, True)(dict(record)) is None
+        assert CheckedDatasetMapper(cfg, False)(dict(record)) is None
+    train, test = [r.getMessage() for r in caplog.records]
+    assert "1 bad image(s) skipped so far by the training data loader in the main process" in train
+    assert "skipped so far by the test data loader (this evaluation)" in test
+
+
+def _unfinished_run(tmp_path):
+    run_dir, cfg, _ = make_distill_run(tmp_path)  # saved at iteration 3 of cfg.SOLVER.MAX_ITER
+    os.replace(os.path.join(run_dir, "model_final.pth"), os.path.join(run_dir, "model_0000003.pth"))
+    with open(os.path.join(run_dir, "last_checkpoint"), "w") as f:
+        f.write("model_0000003.pth")
+    return run_dir, cfg
+
+
+def test_release_refuses_an_unfinished_run(tmp_path):
+    run_dir, cfg = _unfinished_run(tmp_path)
+    tool = load_tool("release_student")
+    for run in (run_dir, os.path.join(run_dir, "model_0000003.pth")):
+        with pytest.raises(UnfinishedRunError) as e:
+            tool.main([run, "--output", str(tmp_path / "release")])
+        message = str(e.value)
+        assert "model_0000003.pth" in message and "--allow-unfinished" in message
+        assert f"iteration 4 of SOLVER.MAX_ITER {cfg.SOLVER.MAX_ITER}" in message
+    assert not (tmp_path / "release").exists() or not list((tmp_path / "release").iterdir())
+
+    manifest = tool.main([run_dir, "--output", str(tmp_path / "release"), "--allow-unfinished"])
+    assert (manifest["iteration"], manifest["finished"]) == (3, False)
+    assert manifest["max_iter"] == cfg.SOLVER.MAX_ITER
+    os.replace(os.path.join(run_dir, "model_0000003.pth"), os.path.join(run_dir, "model_final.pth"))
+    assert release_student(run_dir, str(tmp_path / "final"))["finished"] is True
+
+
+def _zoo_run(tmp_path, dataset, metrics):
+    run_dir = tmp_path / dataset
+    run_dir.mkdir()
+    cfg = tiny_cfg()
+    cfg.DATASETS.TEST = (dataset,)
+    (run_dir / "config.yaml").write_text(cfg.dump())
+    write_metrics(str(run_dir), [dict(metrics, iteration=9)])
+    return str(run_dir)
+
+
+def _register_module(path, name, evaluator_type):
+    path.write_text(
+        "from detectron2.data import DatasetCatalog, MetadataCatalog\n"
+        f"DatasetCatalog.register({name!r}, lambda: [])\n"
+        f"MetadataCatalog.get({name!r}).evaluator_type = {evaluator_type!r}\n"
+    )
+    return str(path)
+
+
+def test_model_zoo_table_reads_the_evaluator_type(tmp_path, monkeypatch, restore_catalogs):
+    table = load_tool("model_zoo_table").main
+    ambiguous = {"bbox/AP": 40.0, "bbox/AP50": 70.0}  # no AP75/APs to tell the evaluator by
+    flag = _zoo_run(tmp_path, "mydata_test_flag", ambiguous)
+    env = _zoo_run(tmp_path, "mydata_test_env", ambiguous)
+    assert "| 40.00 " in table([flag])  # unregistered: box AP
+    module = _register_module(tmp_path / "reg_flag.py", "mydata_test_flag", "pascal_voc")
+    assert "| 70.00 (AP50) " in table([flag, "--register", module])
+    module = _register_module(tmp_path / "reg_env.py", "mydata_test_env", "pascal_voc")
+    monkeypatch.setenv("CSGR_REGISTER", module)
+    assert "| 70.00 (AP50) " in table([env])
+    # unregistered, the metrics tell: the VOC evaluator writes AP, AP50, AP75 only
+    voc = _zoo_run(tmp_path, "other_voc_like", dict(ambiguous, **{"bbox/AP75": 41.0}))
+    coco = _zoo_run(tmp_path, "other_coco", dict(ambiguous, **{"bbox/AP75": 41.0, "bbox/APs": 1}))
+    assert "| 70.00 (AP50) " in table([voc]) and "| 40.00 " in table([coco])
+
+
+def test_demo_skips_and_counts_unreadable_images(tmp_path, caplog):
+    run_dir, _, _ = make_distill_run(tmp_path)
+    manifest = release_student(run_dir, str(tmp_path / "release"), "tiny")
+    config = os.path.join(manifest["output_dir"], manifest["files"]["config"])
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.jpg"), np.full((40, 50, 3), 128, np.uint8))
+    (images / "b.jpg").write_bytes(b"")
+    (images / "c.jpg").write_bytes(b"not an image")
+    argv = ["--config-file", config, "--input", str(images), "--output", str(tmp_path / "out")]
+    with caplog.at_level(logging.WARNING, logger="csgr.visualization.demo"):
+        written = load_tool("demo").main(argv)
+    assert [os.path.basename(p) for p in written] == ["a.jpg"]
+    assert "Skipped 2 of 3 input images" in caplog.text
+    assert str(images / "b.jpg") in caplog.text and str(images / "c.jpg") in caplog.text
+
+
+def test_empty_methods_skip_the_teacher(tmp_path, caplog):
+    cfg = distill_cfg(str(tmp_path))
+    cfg.MODEL.DISTILL.METHODS = []
+    cfg.MODEL.DISTILL.TEACHER.WEIGHTS = str(tmp_path / "never_trained.pth")
+    with caplog.at_level(logging.WARNING, logger="csgr.modeling.meta_arch.distiller"):
+        model = build_model(cfg)
+    assert "MODEL.DISTILL.METHODS is empty" in caplog.text
+    assert model.teacher is None and not list(model.distill_losses.parameters())
+    model.train()
+    with EventStorage():
+        losses = model(random_batch())
+    assert losses and not [k for k in losses if k.startswith(("loss_csgr", "loss_distill"))]
+
+
+def test_resume_after_changing_methods_says_the_config_changed(tmp_path):
+    def build(methods):
+        cfg = distill_cfg(str(tmp_path))
+        cfg.MODEL.DISTILL.METHODS = methods
+        model = build_model(cfg)
+        optimizer = build_optimizer(cfg, model)
+        return AtomicCheckpointer(model, str(tmp_path / "run"), optimizer=optimizer)
+
+    build(["CSGR"]).save("model_0000001", iteration=1)
+    with pytest.raises(ConfigChangedError) as e:
+        build([]).resume_or_load("", resume=True)
+    message = str(e.value)
+    assert "the config changed since the checkpoint" in message
+    assert "model_0000001.pth" in message and "['CSGR']" in message and "of []" in message
+
+
+def test_full_disk_names_the_path(tmp_path, monkeypatch):
+    model = torch.nn.Linear(2, 2)
+    run = tmp_path / "run"
+    checkpointer = AtomicCheckpointer(model, str(run))
+    checkpointer.save("model_0000000")
+    # a device that is full: every write to /dev/full fails with ENOSPC
+    monkeypatch.setattr(
+        checkpoint_module, "open", lambda *a: builtins.open("/dev/full", "wb"), raising=False
+    )
+    with pytest.raises(NoSpaceLeftError) as e:
+        checkpointer.save("model_0000001")
+    assert e.value.errno == errno.ENOSPC
+    assert "no space left on device" in str(e.value)
+    assert str(run / "model_0000001.pth") in str(e.value)
+    monkeypatch.undo()
+    assert (run / "last_checkpoint").read_text() == "model_0000000.pth"
+    assert sorted(os.listdir(run)) == ["last_checkpoint", "model_0000000.pth"]
+
+    # torch's own writer reports it as "file write failed" (inline_container.cc)
+    def torch_writer_failure(f):
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 4096, 4096))
+    with pytest.raises(NoSpaceLeftError, match="no space left on device .* free in"):
+        atomic_write(str(tmp_path / "x.pth"), torch_writer_failure)
+    with pytest.raises(ValueError, match="unrelated"):  # other errors pass unchanged
+        atomic_write(
+            str(tmp_path / "x.pth"), lambda f: (_ for _ in ()).throw(ValueError("unrelated"))
+        )
+
+
+def test_missing_teacher_weights_is_one_line_with_the_command(tmp_path):
+    """The headline command on a fresh machine (no teacher trained yet)."""
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "train_net.py")]
+        + ["--config-file", os.path.join(ROOT, "configs", "csgr_frcnn_r50.yaml")]
+        + ["OUTPUT_DIR", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ERROR: MODEL.DISTILL.TEACHER.WEIGHTS: no such file")
+    assert last.endswith(
+        "Train the teacher first: python tools/train_net.py --config-file "
+        "configs/SODA10M/faster_rcnn_R_101_FPN_1x.yaml OUTPUT_DIR output/SODA10M/"
+        "faster_rcnn_R_101_FPN_1x"
+    )
+
+
+def test_train_teacher_command_keeps_the_teacher_opts(tmp_path):
+    cfg = distill_cfg(str(tmp_path))
+    cfg.MODEL.DISTILL.TEACHER.CONFIG_FILE = "configs/my teacher.yaml"
+    cfg.MODEL.DISTILL.TEACHER.OPTS = ["MODEL.RESNETS.DEPTH", "34"]
+    cfg.MODEL.DISTILL.TEACHER.WEIGHTS = "output/t/model_final.pth"
+    assert train_teacher_command(cfg) == (
+        "python tools/train_net.py --config-file 'configs/my teacher.yaml' "
+        "MODEL.RESNETS.DEPTH 34 OUTPUT_DIR output/t"
+    )
