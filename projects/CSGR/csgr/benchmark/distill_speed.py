@@ -68,7 +68,7 @@ def _build_cases(cfg, settings: SpeedSettings, batch, amp: bool):
     student = steps.build_student(cfg, settings.seed)
     cases = {"student": steps.make_train_step(student, cfg, batch, amp)}
     models = {"student": (student, None)}
-    plain = steps.build_distiller(cfg, [], settings.seed)
+    plain = steps.build_teacher_holder(cfg, settings.seed)
     cases["teacher"] = steps.make_teacher_forward(plain, batch, amp)
     models["teacher"] = (None, plain.teacher)
     skipped = {}

@@ -21,7 +21,8 @@ from torch import nn
 
 from ..config import add_csgr_config
 from ..modeling import DistillBatch, build_detector
-from ..modeling.teacher import get_teacher_cfg, resolve_path
+from ..modeling.meta_arch.distiller import Distiller
+from ..modeling.teacher import build_teacher, get_teacher_cfg, num_classes, resolve_path
 
 __all__ = [
     "load_distill_cfg",
@@ -81,6 +82,16 @@ def build_distiller(cfg: CfgNode, methods: List[str], seed: int = 0) -> nn.Modul
     cfg.MODEL.DISTILL.METHODS = list(methods)
     torch.manual_seed(seed)
     return build_model(cfg).train()
+
+
+def build_teacher_holder(cfg: CfgNode, seed: int = 0) -> nn.Module:
+    """A Distiller without losses that holds the config's teacher, for timing the teacher on
+    the Distiller's own code path (``METHODS []`` builds no teacher)."""
+    torch.manual_seed(seed)
+    student = build_detector(cfg)
+    student.input_format = cfg.INPUT.FORMAT
+    teacher = build_teacher(cfg, num_classes(cfg))
+    return Distiller(student=student, teacher=teacher, losses={}).train()
 
 
 def autocast(device: torch.device, amp: bool):
