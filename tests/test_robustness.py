@@ -83,7 +83,9 @@ def test_bad_images_skipped_and_counted_in_train_and_test_loaders(tmp_path, shap
         for batch in zip(range(6), Trainer.build_train_loader(cfg)):
             assert all("image" in x for x in batch[1])
         skipped = {
-            r.getMessage().split("'")[1] for r in caplog.records if "skipped" in r.getMessage()
+            r.getMessage().split("'")[1]
+            for r in caplog.records
+            if r.name == "csgr.data.mapper" and "skipped" in r.getMessage()
         }
         assert skipped == set(bad.values())  # 12 images, 12 drawn: each bad one was met
         assert "4 bad image(s) skipped so far" in caplog.text

@@ -13,6 +13,7 @@ from detectron2.config import CfgNode
 from detectron2.data import DatasetMapper, build_detection_test_loader
 from detectron2.evaluation import inference_on_dataset
 
+from ..data.checks import named_load_errors
 from ..evaluation import build_evaluator
 from ..modeling.teacher import build_teacher, num_classes
 from .model_zoo import evaluator_type
@@ -52,7 +53,8 @@ def evaluate_teacher(cfg: CfgNode, output_dir: Optional[str] = None) -> Dict[str
     mapper = DatasetMapper(cfg, is_train=False, image_format=teacher.input_format)
     results = {}
     for dataset_name in cfg.DATASETS.TEST:
-        loader = build_detection_test_loader(cfg, dataset_name, mapper=mapper)
+        with named_load_errors([dataset_name]):  # an annotation error names the file
+            loader = build_detection_test_loader(cfg, dataset_name, mapper=mapper)
         folder = os.path.join(output_dir, dataset_name) if output_dir else None
         evaluator = build_evaluator(cfg, dataset_name, folder)
         results[dataset_name] = inference_on_dataset(teacher, loader, evaluator)

@@ -94,9 +94,19 @@ def annotation_problems(name: str, first_only: bool = False) -> List[str]:
     return [f"{f.path}: {f.error}" for f in files if f.error]
 
 
+def _files_exist(name: str) -> bool:
+    meta = MetadataCatalog.get(name)
+    kind = dataset_format(name)
+    if kind == "coco":
+        return os.path.isfile(meta.json_file)
+    split = os.path.join(meta.dirname, "ImageSets", "Main", meta.split + ".txt")
+    return kind == "voc" and os.path.isfile(split)
+
+
 def _explain(names: Sequence[str]) -> Optional[str]:
     for name in names:
-        if name not in DatasetCatalog.list():
+        # a missing file is the loader's to name (the metadata may predate the dataset root)
+        if name not in DatasetCatalog.list() or not _files_exist(name):
             continue
         problems = annotation_problems(name, first_only=True)
         if problems:

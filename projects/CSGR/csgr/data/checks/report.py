@@ -18,7 +18,7 @@ from ...errors import DatasetFileError, UserInputError
 from ..box_checks import _check_box
 from ..mapper import BadImageError, read_image_checked
 from .load import annotation_problems, dataset_format, dataset_source, named_load_errors, voc_files
-from .voc_files import unsafe_class_names
+from .voc_files import VocFile, unsafe_class_names
 
 __all__ = [
     "DatasetReport",
@@ -78,7 +78,7 @@ def _examples(items: List[str]) -> str:
     return ", ".join(items[:_EXAMPLES]) + (f" and {more} more" if more > 0 else "")
 
 
-def _check_voc_evaluation(report: DatasetReport, name: str) -> None:
+def _check_voc_evaluation(report: DatasetReport, name: str, files: List[VocFile]) -> None:
     meta = MetadataCatalog.get(name)
     if meta.get("year", None) not in _VOC_YEARS:
         report.errors.append(
@@ -86,7 +86,7 @@ def _check_voc_evaluation(report: DatasetReport, name: str) -> None:
             "AP) or 2012"
         )
     tolerated = Counter()
-    for f in voc_files(name):
+    for f in files:
         tolerated.update(f.tolerated)
     for what, count in sorted(tolerated.items()):
         report.notes.append(
@@ -180,7 +180,8 @@ def check_train_images(dicts: List[dict], names, skip_bad_images: bool) -> None:
     what = f"{len(missing)} image file(s) of the training set {list(names)} do not exist"
     if skip_bad_images:
         logger.warning(
-            f"{what}; they will be skipped (DATALOADER.SKIP_BAD_IMAGES): " + _examples(missing)
+            f"{what}; with DATALOADER.SKIP_BAD_IMAGES another image takes the place of each: "
+            + _examples(missing)
         )
         return
     raise MissingImageError(
@@ -214,17 +215,21 @@ def check_dataset(
             "$CSGR_REGISTER)"
         )
         return report
-    report.source = dataset_source(name)
-    report.evaluator_type = MetadataCatalog.get(name).get("evaluator_type", None)
-    report.errors += annotation_problems(name)
-    if report.errors:
-        return report
-    try:
+    try:  # first: loading may write the files (shapes) or point the metadata at them
         with named_load_errors([name]):
             dicts = DatasetCatalog.get(name)
     except Exception as e:  # a user's loader may raise anything; report it
-        report.errors.append(f"loading failed: {type(e).__name__}: {e}")
+        report.source = dataset_source(name)
+        report.errors += annotation_problems(name) or [f"loading failed: {type(e).__name__}: {e}"]
         return report
+    report.source = dataset_source(name)
+    report.evaluator_type = MetadataCatalog.get(name).get("evaluator_type", None)
+    files = []  # a VOC split's files as the evaluator reads them
+    if dataset_format(name) == "voc":
+        files = voc_files(name)
+        report.errors += [f"{f.path}: {f.error}" for f in files if f.error]
+    else:
+        report.errors += annotation_problems(name)  # what the loader tolerated, e.g. orphans
     _check_records(report, dicts, name, num_classes)
     _check_images(report, dicts, read_images, skip_bad_images)
     if report.evaluator_type not in ("coco", "pascal_voc"):
@@ -233,7 +238,7 @@ def check_dataset(
             f"datasets (set MetadataCatalog.get({name!r}).evaluator_type)"
         )
     elif report.evaluator_type == "pascal_voc" and dataset_format(name) == "voc":
-        _check_voc_evaluation(report, name)
+        _check_voc_evaluation(report, name, files)
     return report
 
 
@@ -244,12 +249,11 @@ def check_before_training(cfg) -> List[DatasetReport]:
     Raises:
         DatasetFileError: naming the dataset, the files and the reasons.
     """
-    from ...modeling.teacher import num_classes  # the data package does not import modeling
-
     skip = bool(cfg.DATALOADER.get("SKIP_BAD_IMAGES", False))
     reports = []
     for name in cfg.DATASETS.TEST:
-        report = check_dataset(name, False, num_classes(cfg), skip)
+        # not against NUM_CLASSES: a model may be evaluated on a test set with other classes
+        report = check_dataset(name, False, None, skip)
         if not report.ok:
             raise DatasetFileError(
                 f"Test set '{name}' (DATASETS.TEST) cannot be evaluated: "
