@@ -23,8 +23,8 @@ from detectron2.data.samplers import InferenceSampler
 from detectron2.utils import comm
 
 from .box_checks import sanitize_boxes
+from .checks.before_training import check_train_images
 from .checks.load import named_load_errors
-from .checks.report import check_train_images
 from .mapper import CheckedDatasetMapper
 from .samplers import ResumableTrainingSampler
 

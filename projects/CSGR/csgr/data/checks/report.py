@@ -14,29 +14,17 @@ from typing import Dict, List, Optional
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils.file_io import PathManager
 
-from ...errors import DatasetFileError, UserInputError
 from ..box_checks import _check_box
 from ..mapper import BadImageError, read_image_checked
 from .load import annotation_problems, dataset_format, dataset_source, named_load_errors, voc_files
 from .voc_files import VocFile, unsafe_class_names
 
-__all__ = [
-    "DatasetReport",
-    "MissingImageError",
-    "check_dataset",
-    "check_before_training",
-    "check_train_images",
-    "missing_images",
-]
+__all__ = ["DatasetReport", "check_dataset", "missing_images", "examples"]
 
 logger = logging.getLogger(__name__)
 
 _EXAMPLES = 5
 _VOC_YEARS = (2007, 2012)
-
-
-class MissingImageError(BadImageError, UserInputError):
-    """Image files of the training set that do not exist, found before training."""
 
 
 @dataclass
@@ -73,7 +61,13 @@ class DatasetReport:
         return "\n".join(lines)
 
 
-def _examples(items: List[str]) -> str:
+def _id_order(category_id):
+    """Integer ids in order, then anything else (None, strings) by its text."""
+    is_int = isinstance(category_id, int)
+    return (not is_int, category_id if is_int else 0, str(category_id))
+
+
+def examples(items: List[str]) -> str:
     more = len(items) - _EXAMPLES
     return ", ".join(items[:_EXAMPLES]) + (f" and {more} more" if more > 0 else "")
 
@@ -103,7 +97,7 @@ def _check_voc_evaluation(report: DatasetReport, name: str, files: List[VocFile]
 
 def _check_records(report: DatasetReport, dicts: List[dict], name: str, num_classes) -> None:
     classes = list(MetadataCatalog.get(name).get("thing_classes", []))
-    ids, boxes, dropped, clipped, empty = Counter(), Counter(), [], 0, 0
+    ids, boxes, dropped, empty = Counter(), Counter(), [], 0
     for record in dicts:
         anns = record.get("annotations", [])
         empty += not anns
@@ -118,7 +112,9 @@ def _check_records(report: DatasetReport, dicts: List[dict], name: str, num_clas
     if num_classes is not None:
         limits.append((num_classes, f"the model's NUM_CLASSES {num_classes}"))
     for limit, what in limits:
-        bad = sorted(i for i in ids if not isinstance(i, int) or not 0 <= i < limit)
+        bad = sorted(
+            (i for i in ids if not isinstance(i, int) or not 0 <= i < limit), key=_id_order
+        )
         if bad:
             report.errors.append(f"category ids {bad} are outside [0, {limit}) ({what})")
     if num_classes is not None and classes and num_classes != len(classes):
@@ -126,10 +122,10 @@ def _check_records(report: DatasetReport, dicts: List[dict], name: str, num_clas
             f"the model predicts {num_classes} classes but the dataset has {len(classes)}"
         )
     names = {i: (classes[i] if isinstance(i, int) and 0 <= i < len(classes) else i) for i in ids}
-    report.class_counts = {str(names[i]): ids[i] for i in sorted(ids, key=str)}
+    report.class_counts = {str(names[i]): ids[i] for i in sorted(ids, key=_id_order)}
     if dropped:
         report.warnings.append(
-            f"{len(dropped)} box(es) are dropped in training: {_examples(dropped)}"
+            f"{len(dropped)} box(es) are dropped in training: {examples(dropped)}"
         )
     if boxes["clipped"]:
         report.notes.append(f"{boxes['clipped']} box(es) extend beyond their image (clipped)")
@@ -160,34 +156,11 @@ def _check_images(report: DatasetReport, dicts, read_images: bool, skip_bad: boo
                 f"{path} is {image.shape[1]}x{image.shape[0]}, annotated {size[1]}x{size[0]}"
             )
     if bad:
-        what = f"{len(bad)} image file(s) cannot be used: {_examples(bad)}"
+        what = f"{len(bad)} image file(s) cannot be used: {examples(bad)}"
         if skip_bad:
             report.warnings.append(what + " (skipped: DATALOADER.SKIP_BAD_IMAGES)")
         else:
             report.errors.append(what)
-
-
-def check_train_images(dicts: List[dict], names, skip_bad_images: bool) -> None:
-    """Before training: every image file of the training set exists.
-
-    Raises:
-        MissingImageError: naming the first missing file and the count, unless
-            ``skip_bad_images`` (then a warning says how many will be skipped).
-    """
-    missing = missing_images(dicts)
-    if not missing:
-        return
-    what = f"{len(missing)} image file(s) of the training set {list(names)} do not exist"
-    if skip_bad_images:
-        logger.warning(
-            f"{what}; with DATALOADER.SKIP_BAD_IMAGES another image takes the place of each: "
-            + _examples(missing)
-        )
-        return
-    raise MissingImageError(
-        f"Image file {missing[0]!r} does not exist ({what}: {_examples(missing)}); fix the paths "
-        "or set DATALOADER.SKIP_BAD_IMAGES True to train without them"
-    )
 
 
 def check_dataset(
@@ -240,31 +213,3 @@ def check_dataset(
     elif report.evaluator_type == "pascal_voc" and dataset_format(name) == "voc":
         _check_voc_evaluation(report, name, files)
     return report
-
-
-def check_before_training(cfg) -> List[DatasetReport]:
-    """The cheap part of :func:`check_dataset` (no image decoding) on ``DATASETS.TEST``, whose
-    errors would otherwise surface at the first evaluation, after training.
-
-    Raises:
-        DatasetFileError: naming the dataset, the files and the reasons.
-    """
-    skip = bool(cfg.DATALOADER.get("SKIP_BAD_IMAGES", False))
-    reports = []
-    for name in cfg.DATASETS.TEST:
-        # not against NUM_CLASSES: a model may be evaluated on a test set with other classes
-        report = check_dataset(name, False, None, skip)
-        if not report.ok:
-            raise DatasetFileError(
-                f"Test set '{name}' (DATASETS.TEST) cannot be evaluated: "
-                + "; ".join(report.errors)
-                + " (python tools/check_dataset.py NAME prints a full report)"
-            )
-        for warning in report.warnings:
-            logger.warning(f"Test set '{name}': {warning}")
-        logger.info(
-            f"Test set '{name}' checked: {report.num_images} images, {report.num_boxes} boxes"
-            + "".join(f"; {note}" for note in report.notes)
-        )
-        reports.append(report)
-    return reports
