@@ -17,7 +17,6 @@ from detectron2.utils.events import EventStorage
 from tiny_models import ROOT, config_from_file, distill_cfg, random_batch, save_teacher
 
 from csgr.config import add_csgr_config
-from csgr.config.methods_feature import add_feature_methods_config
 from csgr.data.datasets import SHAPES_CATEGORIES, generate_shapes_dataset
 from csgr.modeling.losses import DISTILL_LOSS_REGISTRY, DistillBatch
 from csgr.modeling.losses.cwd import CWDLoss
@@ -274,15 +273,14 @@ def test_cwd_known_value():
     assert out["loss_cwd"].item() == pytest.approx(5.0 * expected, rel=1e-4)
 
 
-def test_mgd_masks_from_a_seedable_generator():
+def test_mgd_masks_from_the_seeded_default_generator():
     loss = make_loss("MGD", mask_ratio=0.5)
     student, teacher = features(8, seed=1), features(8, seed=2)
-    loss.generator = torch.Generator().manual_seed(7)
+    torch.manual_seed(7)  # the default generator, as seeded by Detectron2's SEED
     first = loss(batch(student, teacher))["loss_mgd"]
-    loss.generator = torch.Generator().manual_seed(7)
+    torch.manual_seed(7)
     assert loss(batch(student, teacher))["loss_mgd"].item() == first.item()
-    torch.manual_seed(1)  # the default generator, as seeded by Detectron2's SEED
-    loss.generator = None
+    torch.manual_seed(1)
     a = loss(batch(student, teacher))["loss_mgd"].item()
     torch.manual_seed(1)
     assert loss(batch(student, teacher))["loss_mgd"].item() == a
@@ -338,8 +336,8 @@ def test_gradients_reach_student_and_loss_parameters_only(method):
 
 def cfg_for(arch, methods=METHODS):
     cfg = get_cfg()
-    add_csgr_config(cfg)  # calls add_feature_methods_config
-    add_feature_methods_config(cfg)  # idempotent
+    add_csgr_config(cfg)
+    add_csgr_config(cfg)  # idempotent
     cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = arch
     cfg.MODEL.DISTILL.METHODS = list(methods)
     return cfg
@@ -364,7 +362,7 @@ def test_builders_take_published_defaults_per_student_type(arch, levels, publish
     cfg = cfg_for(arch)
     all_levels = ["p2", "p3", "p4", "p5", "p6", "p7"]
     s, t = shapes(16, all_levels), shapes(32, all_levels)
-    built = {m: DISTILL_LOSS_REGISTRY.get(m)(cfg, s, t) for m in METHODS}
+    built = {m: DISTILL_LOSS_REGISTRY.get(m).build(cfg, s, t) for m in METHODS}
     fgd = built["FGD"]
     assert fgd.in_features == levels and fgd.temperature == 0.5
     alpha, beta, gamma, lam, pkd, cwd, mgd_alpha, mgd_ratio = published
@@ -380,19 +378,35 @@ def test_builders_take_published_defaults_per_student_type(arch, levels, publish
     cfg.MODEL.DISTILL.FGD.IN_FEATURES = ["p4"]
     cfg.MODEL.DISTILL.PKD.WEIGHT = 0.0
     cfg.MODEL.DISTILL.MGD.IN_FEATURES = ["p5", "p3"]
-    fgd = DISTILL_LOSS_REGISTRY.get("FGD")(cfg, s, t)
+    fgd = DISTILL_LOSS_REGISTRY.get("FGD").build(cfg, s, t)
     assert fgd.alpha == 0.25 and fgd.beta == beta and fgd.in_features == ["p4"]
-    assert DISTILL_LOSS_REGISTRY.get("PKD")(cfg, s, t).weight == 0.0
-    assert DISTILL_LOSS_REGISTRY.get("MGD")(cfg, s, t).in_features == ["p3", "p5"]
+    assert DISTILL_LOSS_REGISTRY.get("PKD").build(cfg, s, t).weight == 0.0
+    assert DISTILL_LOSS_REGISTRY.get("MGD").build(cfg, s, t).in_features == ["p3", "p5"]
 
 
 def test_auto_value_needs_a_known_student_type():
     cfg = cfg_for("SomeDetector")
     s = shapes(16, ["p3", "p4"])
     with pytest.raises(ValueError, match="MODEL.DISTILL.PKD.WEIGHT"):
-        DISTILL_LOSS_REGISTRY.get("PKD")(cfg, s, s)
+        DISTILL_LOSS_REGISTRY.get("PKD").build(cfg, s, s)
     cfg.MODEL.DISTILL.PKD.WEIGHT = 1.0
-    assert DISTILL_LOSS_REGISTRY.get("PKD")(cfg, s, s).weight == 1.0
+    assert DISTILL_LOSS_REGISTRY.get("PKD").build(cfg, s, s).weight == 1.0
+
+
+@pytest.mark.parametrize("method, key", [("PKD", "WEIGHT"), ("MSE", "WEIGHT"), ("MGD", "ALPHA")])
+def test_only_minus_one_means_published(method, key):
+    cfg = cfg_for("RetinaNet")
+    s = shapes(16, ["p3", "p4"])
+    cfg.MODEL.DISTILL[method][key] = -0.5
+    with pytest.raises(ValueError, match=rf"MODEL\.DISTILL\.{method}\.{key} is -0\.5"):
+        DISTILL_LOSS_REGISTRY.get(method).build(cfg, s, s)
+    cfg.MODEL.DISTILL[method][key] = -1.0
+    method_cls = DISTILL_LOSS_REGISTRY.get(method)
+    if "RetinaNet" in method_cls.PUBLISHED:
+        assert method_cls.published(cfg, key) == method_cls.PUBLISHED["RetinaNet"][key]
+    else:  # no published value (MSE): -1 is an error naming the key
+        with pytest.raises(ValueError, match=rf"MODEL\.DISTILL\.{method}\.{key} is -1"):
+            method_cls.published(cfg, key)
 
 
 @pytest.mark.parametrize("student_arch", ["GeneralizedRCNN", "RetinaNet"])

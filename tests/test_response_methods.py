@@ -15,7 +15,6 @@ from torch.nn import functional as F
 from tiny_models import ROOT, config_from_file, random_batch, save_teacher, tiny_cfg
 
 import csgr  # noqa: F401
-from csgr.config.methods_response import add_response_methods_config
 from csgr.data.datasets import SHAPES_CATEGORIES, generate_shapes_dataset
 from csgr.modeling.losses import DistillBatch
 from csgr.modeling.losses.attention import SpatialAttention
@@ -276,7 +275,6 @@ def teachers(tmp_path_factory):
 
 def _distill_cfg(teachers, method, student_arch, teacher_arch, num_classes=3):
     cfg = tiny_cfg(student_arch, num_classes=num_classes)
-    add_response_methods_config(cfg)
     cfg.MODEL.META_ARCHITECTURE = "Distiller"
     cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = student_arch
     cfg.MODEL.DISTILL.METHODS = [method]

@@ -23,8 +23,9 @@ import sys
 
 import torch
 
-from csgr.benchmark.distill_speed import SpeedSettings, default_methods, run_speed_benchmark
+from csgr.benchmark.distill_speed import SpeedSettings, run_speed_benchmark
 from csgr.benchmark.speed_report import speed_report
+from csgr.modeling.losses import method_names
 
 
 def parse_args(argv=None):
@@ -32,7 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--config-file", default="configs/Shapes/csgr_frcnn_r18_r34.yaml")
     parser.add_argument("--teacher-config", help="override MODEL.DISTILL.TEACHER.CONFIG_FILE")
     parser.add_argument("--teacher-weights", default="", help="default: random, in a tmp file")
-    parser.add_argument("--methods", nargs="+", default=default_methods())
+    parser.add_argument("--methods", nargs="+", default=method_names())
     parser.add_argument("--height", type=int, default=800)
     parser.add_argument("--width", type=int, default=1333)
     parser.add_argument("--batch", type=int, default=2)

@@ -21,22 +21,13 @@ from typing import Dict, List, Optional
 import torch
 from detectron2.utils.events import EventStorage
 
-from ..modeling import DISTILL_LOSS_REGISTRY
+from ..modeling.losses import method_names
 from ..modeling.teacher import num_classes
 from . import steps
 from .inputs import synthetic_batch
 from .measure import MIB, interleaved_times_ms, load_average, median, peak_bytes
 
-__all__ = ["SpeedSettings", "METHOD_ORDER", "default_methods", "run_speed_benchmark", "csgr_goals"]
-
-# The order of the methods in tables; registered methods not listed here come after, sorted.
-METHOD_ORDER = ["CSGR", "FGD", "MSE", "PKD", "CWD", "MGD", "PCD", "DKD", "IKD"]
-
-
-def default_methods() -> List[str]:
-    """Every registered distillation method, in table order."""
-    registered = {name for name, _ in DISTILL_LOSS_REGISTRY}
-    return [m for m in METHOD_ORDER if m in registered] + sorted(registered - set(METHOD_ORDER))
+__all__ = ["SpeedSettings", "run_speed_benchmark", "csgr_goals"]
 
 
 @dataclass
@@ -45,7 +36,7 @@ class SpeedSettings:
 
     config_file: str
     opts: List[str] = field(default_factory=list)
-    methods: List[str] = field(default_factory=default_methods)
+    methods: List[str] = field(default_factory=method_names)
     height: int = 800
     width: int = 1333
     batch: int = 2
@@ -136,9 +127,9 @@ def run_speed_benchmark(settings: SpeedSettings) -> dict:
         images_per_s, peak_mib, state_mib; for methods also ratio = (c)/((a)+(b)), loss_ms,
         loss_share = loss_ms/(a), residual_share = ((c)-(a)-(b))/(a), or a note when skipped).
     """
-    unknown = [m for m in settings.methods if m not in DISTILL_LOSS_REGISTRY]
+    unknown = [m for m in settings.methods if m not in method_names()]
     if unknown:
-        raise KeyError(f"unknown methods {unknown}; registered: {default_methods()}")
+        raise KeyError(f"unknown methods {unknown}; registered: {method_names()}")
     device = torch.device(settings.device)
     meta = {"load_before": load_average(), "threads": torch.get_num_threads()}
     meta["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"

@@ -9,7 +9,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import META_ARCH_REGISTRY
 from torch import nn
 
-from ..losses.base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss
+from ..losses.base import DistillBatch, DistillLoss, get_method
 from ..student_outputs import StudentHeadCapture
 from ..teacher import build_detector, build_teacher, num_classes
 from ..teacher_outputs import check_head_requirements, teacher_head_outputs
@@ -22,16 +22,20 @@ __all__ = ["Distiller", "build_distill_losses"]
 def build_distill_losses(
     cfg, student_shapes: Dict[str, ShapeSpec], teacher_shapes: Dict[str, ShapeSpec]
 ) -> Dict[str, DistillLoss]:
-    """Build the losses named in ``MODEL.DISTILL.METHODS``, in order."""
+    """Build the losses named in ``MODEL.DISTILL.METHODS``, in order.
+
+    Raises:
+        KeyError: a method is not registered.
+        ValueError: a method is listed twice or does not apply to the student type.
+    """
     methods = list(cfg.MODEL.DISTILL.METHODS)
     if len(set(methods)) != len(methods):
         raise ValueError(f"MODEL.DISTILL.METHODS lists a method twice: {methods}")
     losses = {}
     for name in methods:
-        if name not in DISTILL_LOSS_REGISTRY:
-            known = sorted(k for k, _ in DISTILL_LOSS_REGISTRY)
-            raise KeyError(f"MODEL.DISTILL.METHODS: unknown method {name!r}; known: {known}")
-        losses[name] = DISTILL_LOSS_REGISTRY.get(name)(cfg, student_shapes, teacher_shapes)
+        method = get_method(name)
+        method.check_applies(cfg)
+        losses[name] = method.build(cfg, student_shapes, teacher_shapes)
     return losses
 
 
