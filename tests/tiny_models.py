@@ -6,7 +6,7 @@ import torch
 from detectron2.config import get_cfg
 from detectron2.structures import Boxes, Instances
 
-from csgr.config import add_csgr_config
+from csgr.config import add_csgr_config, load_config
 from csgr.modeling import build_detector
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -18,10 +18,7 @@ BASES = {
 
 def config_from_file(path):
     """A CSGR config (every method's keys) merged from the YAML at ``path``."""
-    cfg = get_cfg()
-    add_csgr_config(cfg)
-    cfg.merge_from_file(path)
-    return cfg
+    return load_config(path)
 
 
 def tiny_cfg(arch="GeneralizedRCNN", depth=18, fpn_channels=32, num_classes=3, size=64, base=None):

@@ -16,10 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from detectron2.config import get_cfg
-
-from ..config import add_csgr_config
-from ..modeling.teacher import resolve_path
+from ..config import load_config
 
 __all__ = [
     "METRICS",
@@ -163,10 +160,7 @@ def final_metrics(output_dir: str) -> Optional[Dict[str, float]]:
 def config_digest(run: Run) -> str:
     """SHA-256 of the run's full merged config (``_BASE_`` files and opts resolved) and of the
     content of ``run.depends_on``."""
-    cfg = get_cfg()
-    add_csgr_config(cfg)
-    cfg.merge_from_file(resolve_path(run.config_file))
-    cfg.merge_from_list(["OUTPUT_DIR", run.output_dir, *run.opts])
+    cfg = load_config(run.config_file, ["OUTPUT_DIR", run.output_dir, *run.opts])
     digest = hashlib.sha256(cfg.dump().encode())
     if run.depends_on:
         with open(run.depends_on, "rb") as f:

@@ -22,7 +22,7 @@ import torch
 from detectron2.utils.events import EventStorage
 
 from ..modeling.losses import method_names
-from ..modeling.teacher import num_classes
+from ..config import num_classes
 from . import steps
 from .inputs import synthetic_batch
 from .measure import MIB, interleaved_times_ms, load_average, median, peak_bytes

@@ -14,14 +14,14 @@ import dataclasses
 from typing import Callable, Dict, List, Optional
 
 import torch
-from detectron2.config import CfgNode, get_cfg
+from detectron2.config import CfgNode
 from detectron2.modeling import build_model
 from detectron2.solver import build_optimizer
 from torch import nn
 
-from ..config import add_csgr_config
+from ..config import load_config
 from ..modeling import DistillBatch, build_detector
-from ..modeling.teacher import get_teacher_cfg, resolve_path
+from ..modeling.teacher import get_teacher_cfg
 
 __all__ = [
     "load_distill_cfg",
@@ -44,10 +44,7 @@ def load_distill_cfg(config_file: str, opts: List[str], device: str) -> CfgNode:
     Raises:
         ValueError: the config is not a Distiller config.
     """
-    cfg = get_cfg()
-    add_csgr_config(cfg)
-    cfg.merge_from_file(resolve_path(config_file))
-    cfg.merge_from_list(list(opts))
+    cfg = load_config(config_file, opts)
     if cfg.MODEL.META_ARCHITECTURE != "Distiller":
         raise ValueError(f"{config_file} is not a Distiller config (MODEL.META_ARCHITECTURE)")
     cfg.MODEL.DEVICE = device

@@ -1,10 +1,8 @@
 """Building the config of a run from command-line arguments."""
 
-from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup
 
-from ..config import add_csgr_config
-from ..modeling.teacher import resolve_path
+from ..config import load_config
 from .user_modules import ENV_VAR, import_user_modules
 
 
@@ -32,10 +30,7 @@ def setup_cfg(args, freeze: bool = True):
             seed, config dump).
     """
     import_user_modules(getattr(args, "register", []))  # runs in every launched process
-    cfg = get_cfg()
-    add_csgr_config(cfg)
-    cfg.merge_from_file(resolve_path(args.config_file))
-    cfg.merge_from_list(args.opts)
+    cfg = load_config(args.config_file, args.opts)
     if freeze:
         cfg.freeze()
         default_setup(cfg, args)

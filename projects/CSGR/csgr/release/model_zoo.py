@@ -18,8 +18,9 @@ from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
 from tabulate import tabulate
 
-from ..modeling.teacher import detector_meta_arch, get_teacher_cfg
-from .student_config import is_distiller, load_run_cfg
+from ..config import detector_meta_arch, load_config
+from ..modeling.teacher import get_teacher_cfg
+from .student_config import is_distiller
 
 __all__ = [
     "RunInfo",
@@ -154,7 +155,7 @@ def read_run(path: str, name: Optional[str] = None) -> RunInfo:
     for required in ("config.yaml", "metrics.json"):
         if not os.path.isfile(os.path.join(path, required)):
             raise FileNotFoundError(f"run folder {path} has no {required}")
-    cfg = load_run_cfg(os.path.join(path, "config.yaml"))
+    cfg = load_config(os.path.join(path, "config.yaml"))
     records = read_metrics(os.path.join(path, "metrics.json"))
     test = tuple(cfg.DATASETS.TEST)
     dataset = test[0] if test else ""

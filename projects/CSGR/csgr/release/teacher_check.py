@@ -14,7 +14,8 @@ from detectron2.data import DatasetMapper, build_detection_test_loader
 from detectron2.evaluation import inference_on_dataset
 
 from ..evaluation import build_evaluator
-from ..modeling.teacher import build_teacher, num_classes
+from ..config import num_classes
+from ..modeling.teacher import build_teacher
 from .model_zoo import evaluator_type
 from .student_config import is_distiller
 

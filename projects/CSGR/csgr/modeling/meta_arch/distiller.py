@@ -11,7 +11,9 @@ from torch import nn
 
 from ..losses.base import DistillBatch, DistillLoss, get_method
 from ..student_outputs import StudentHeadCapture
-from ..teacher import build_detector, build_teacher, num_classes
+from ...config import num_classes
+from ..build import build_detector
+from ..teacher import build_teacher
 from ..teacher_outputs import check_head_requirements, teacher_head_outputs
 
 logger = logging.getLogger(__name__)
