@@ -21,7 +21,7 @@ from csgr.modeling.losses.attention import SpatialAttention
 from csgr.modeling.losses.dkd import DKDLoss, decoupled_kd_terms
 from csgr.modeling.losses.ikd import IKDLoss
 from csgr.modeling.losses.pcd import PCDLoss
-from csgr.modeling.teacher_outputs import check_head_requirements
+from csgr.modeling.recorders import check_head_requirements
 
 RCNN, RETINA = "GeneralizedRCNN", "RetinaNet"
 

@@ -44,7 +44,8 @@ def parse_args(argv=None):
         "--precisions",
         nargs="+",
         choices=["fp32", "amp"],
-        help="default: fp32 and amp on CUDA, fp32 on the CPU (amp there is bfloat16 autocast)",
+        help="default: fp32 and amp on CUDA, fp32 on the CPU; amp is the trainer's autocast in "
+        "SOLVER.AMP.PRECISION (float16 needs CUDA: add SOLVER.AMP.PRECISION bfloat16 on the CPU)",
     )
     parser.add_argument("--lr", type=float, default=0.0, help="SGD learning rate of the steps")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch default)")

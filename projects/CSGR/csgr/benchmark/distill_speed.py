@@ -54,13 +54,13 @@ def _first_sentence(message: str) -> str:
     return message.split("; ")[0].strip()
 
 
-def _build_cases(cfg, settings: SpeedSettings, batch, amp: bool):
+def _build_cases(cfg, settings: SpeedSettings, batch):
     """Callables of every case, their models for the memory accounting, and skipped methods."""
     student = steps.build_student(cfg, settings.seed)
-    cases = {"student": steps.make_train_step(student, cfg, batch, amp)}
+    cases = {"student": steps.make_train_step(student, cfg, batch)}
     models = {"student": (student, None)}
     plain = steps.build_distiller(cfg, [], settings.seed)
-    cases["teacher"] = steps.make_teacher_forward(plain, batch, amp)
+    cases["teacher"] = steps.make_teacher_forward(plain, cfg, batch)
     models["teacher"] = (None, plain.teacher)
     skipped = {}
     for method in settings.methods:
@@ -69,9 +69,9 @@ def _build_cases(cfg, settings: SpeedSettings, batch, amp: bool):
         except ValueError as e:  # the method does not apply to this student or teacher
             skipped[method] = _first_sentence(str(e))
             continue
-        cases[f"distill:{method}"] = steps.make_train_step(distiller, cfg, batch, amp)
+        cases[f"distill:{method}"] = steps.make_train_step(distiller, cfg, batch)
         models[f"distill:{method}"] = (distiller, distiller.teacher)
-        cases[f"loss:{method}"] = steps.make_loss_step(distiller, batch, amp)
+        cases[f"loss:{method}"] = steps.make_loss_step(distiller, cfg, batch)
     return cases, models, skipped
 
 
@@ -147,13 +147,14 @@ def run_speed_benchmark(settings: SpeedSettings) -> dict:
             cfg.MODEL.DISTILL.TEACHER.WEIGHTS = path
             meta["teacher_weights"] = "random (saved to a temporary file)"
         meta["student"] = cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
+        meta["amp_precision"] = cfg.SOLVER.AMP.PRECISION
         meta["teacher_config"] = cfg.MODEL.DISTILL.TEACHER.CONFIG_FILE
         batch = synthetic_batch(
             settings.batch, settings.height, settings.width, num_classes(cfg), seed=settings.seed
         )
         for precision in settings.precisions:
-            amp = precision == "amp"
-            cases, models, skipped = _build_cases(cfg, settings, batch, amp)
+            run_cfg = steps.with_amp(cfg, precision == "amp")
+            cases, models, skipped = _build_cases(run_cfg, settings, batch)
             measured = _measure(cases, models, settings, device)
             results[precision] = _rows(measured, settings, skipped)
             del cases, models

@@ -3,7 +3,7 @@
 from detectron2.engine import default_argument_parser, default_setup
 
 from ..config import load_config
-from .user_modules import ENV_VAR, import_user_modules
+from .user_modules import add_register_argument, import_user_modules
 
 
 def argument_parser(epilog=None):
@@ -11,13 +11,7 @@ def argument_parser(epilog=None):
     ``.py`` file or module name imported before the config is read, e.g. one registering your
     datasets (``$CSGR_REGISTER`` adds more, separated by ':')."""
     parser = default_argument_parser(epilog)
-    parser.add_argument(
-        "--register",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help=f"a .py file or module name to import first (repeatable; ${ENV_VAR} adds more)",
-    )
+    add_register_argument(parser)
     return parser
 
 

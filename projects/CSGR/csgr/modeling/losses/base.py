@@ -84,10 +84,12 @@ class DistillMethod:
         NOT_APPLICABLE_REASON: why it does not apply to the others (errors, benchmark notes).
         PUBLISHED: ``{student meta-architecture: {KEY: value}}``, the values that a key set to
             -1 takes (see :meth:`published`).
+        HEAD_HINT: added to the error when student or teacher lacks a head the loss needs.
     """
 
     APPLIES_TO: Optional[Tuple[str, ...]] = None
     NOT_APPLICABLE_REASON = ""
+    HEAD_HINT = ""
     PUBLISHED: Dict[str, Dict[str, Any]] = {}
 
     @staticmethod

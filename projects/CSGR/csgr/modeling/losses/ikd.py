@@ -191,6 +191,7 @@ class IKD(DistillMethod):
         "RetinaNet": {"FEAT_WEIGHT": 2e-5, "MASK_RATIO": 0.65, "ALIGN_WEIGHT": 1e-5},
         "GeneralizedRCNN": {"FEAT_WEIGHT": 5e-7, "MASK_RATIO": 0.45, "ALIGN_WEIGHT": 2.5e-7},
     }
+    HEAD_HINT = "for IKD, MODEL.DISTILL.IKD.LOGIT_WEIGHT 0 turns the logit term off"
 
     @staticmethod
     def add_config(_C):
