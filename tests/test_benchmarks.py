@@ -156,7 +156,7 @@ def test_run_main_tiny(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert set(results) == {"teacher", "baseline", "CSGR"}
     for label in ("teacher", "baseline", "csgr"):
-        assert (tmp_path / "main" / "frcnn" / label / "model_final.pth").is_file()
+        assert (tmp_path / "main" / "frcnn" / label / "seed1" / "model_final.pth").is_file()
     lines = [line for line in printed.splitlines() if line.startswith("| ")]
     header = [cell.strip() for cell in lines[0].split("|")[1:-1]]
     assert header == ["model", "AP", "AP50", "AP75", "APs", "APm", "APl"]
@@ -164,7 +164,7 @@ def test_run_main_tiny(tmp_path, monkeypatch, capsys):
     assert labels == ["teacher", "baseline", "CSGR", "CSGR - baseline"]
     diff = float(lines[-1].split("|")[2])
     assert diff == pytest.approx(results["CSGR"]["AP"] - results["baseline"]["AP"], abs=0.006)
-    cfg = (tmp_path / "main" / "frcnn" / "csgr" / "config.yaml").read_text()
+    cfg = (tmp_path / "main" / "frcnn" / "csgr" / "seed1" / "config.yaml").read_text()
     assert "SEED: 1" in cfg and "MAX_ITER: 2" in cfg
 
     tool.main(argv)  # the teacher is reused, the students are trained again
@@ -172,6 +172,13 @@ def test_run_main_tiny(tmp_path, monkeypatch, capsys):
     assert "Reused the teacher" in printed and printed.count("done in") == 2
     wall = next(line for line in printed.splitlines() if line.startswith("Wall time"))
     assert "teacher" not in wall  # a reused teacher's old training time is not reported
+
+    # the accuracy benchmark plans the same runs in the same layout: it reuses all three
+    bench = ["--iters", "2", "--teacher-iters", "3", "--seeds", "1", "--methods", "CSGR"]
+    bench += ["--reuse", "--output", str(tmp_path / "main"), *argv[6:]]
+    _load_tool("benchmark_accuracy").main(bench)
+    printed = capsys.readouterr().out
+    assert printed.count("reusing") == 3 and "done in" not in printed
 
 
 def test_accuracy_aggregate_over_seeds():
