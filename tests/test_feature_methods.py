@@ -1,7 +1,6 @@
 """FGD, MSE, PKD, CWD and MGD: known values, zeros, gradients, builders, a Distiller step, and
 two iterations of tools/train_net.py on the generated shapes dataset."""
 
-import importlib.util
 import json
 import math
 import os
@@ -14,7 +13,14 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
-from tiny_models import ROOT, config_from_file, distill_cfg, random_batch, save_teacher
+from tiny_models import (
+    ROOT,
+    config_from_file,
+    distill_cfg,
+    load_tool,
+    random_batch,
+    save_teacher,
+)
 
 from csgr.config import add_csgr_config
 from csgr.data.datasets import SHAPES_CATEGORIES, generate_shapes_dataset
@@ -464,15 +470,6 @@ def shapes_root(tmp_path_factory):
     return root
 
 
-def _load_train_net():
-    spec = importlib.util.spec_from_file_location(
-        "train_net", os.path.join(ROOT, "tools", "train_net.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize(
     "method, arch",
     [
@@ -512,7 +509,7 @@ def test_train_net_two_iterations(
         "OUTPUT_DIR": str(tmp_path / "run"),
     }
     argv = ["--config-file", config_file] + [str(x) for kv in opts.items() for x in kv]
-    _load_train_net().main(default_argument_parser().parse_args(argv))
+    load_tool("train_net").main(default_argument_parser().parse_args(argv))
     with open(tmp_path / "run" / "metrics.json") as f:
         records = [json.loads(line) for line in f if '"iteration"' in line]
     assert records and records[-1]["iteration"] == 1

@@ -1,6 +1,5 @@
-"""Response-based and seed-003 methods: PCD, DKD, IKD (losses, Distiller, configs, train_net)."""
+"""Response-based methods and IKD: PCD, DKD, IKD (losses, Distiller, configs, train_net)."""
 
-import importlib.util
 import math
 import os
 
@@ -12,7 +11,7 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 from torch import nn
 from torch.nn import functional as F
-from tiny_models import ROOT, config_from_file, random_batch, save_teacher, tiny_cfg
+from tiny_models import ROOT, config_from_file, load_tool, random_batch, save_teacher, tiny_cfg
 
 import csgr  # noqa: F401
 from csgr.data.datasets import SHAPES_CATEGORIES, generate_shapes_dataset
@@ -387,11 +386,7 @@ def test_train_net_two_iterations(
     config_file = str(tmp_path / f"{method}.yaml")
     with open(config_file, "w") as f:
         f.write(cfg.dump())
-    spec = importlib.util.spec_from_file_location(
-        "train_net", os.path.join(ROOT, "tools", "train_net.py")
-    )
-    train_net = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_net)
+    train_net = load_tool("train_net")
     from detectron2.engine import default_argument_parser
 
     train_net.main(default_argument_parser().parse_args(["--config-file", config_file]))

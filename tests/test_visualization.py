@@ -11,8 +11,7 @@ import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import default_argument_parser
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_release import load_tool
-from tiny_models import save_teacher, tiny_cfg
+from tiny_models import load_tool, save_teacher, tiny_cfg
 
 import csgr  # noqa: F401
 from csgr.data.datasets import SHAPES_CATEGORIES, generate_shapes_dataset

@@ -1,5 +1,6 @@
 """Tiny detector configs, teachers on disk and random batches for CPU tests."""
 
+import importlib.util
 import os
 
 import torch
@@ -14,6 +15,24 @@ BASES = {
     "GeneralizedRCNN": os.path.join(ROOT, "configs", "Base-RCNN-FPN.yaml"),
     "RetinaNet": os.path.join(ROOT, "configs", "Base-RetinaNet.yaml"),
 }
+
+
+def load_script(path):
+    """Import a script of the repository (e.g. ``tools/train_net.py``) as a module.
+
+    Args:
+        path: relative to the repository root.
+    """
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_tool(name):
+    """``tools/<name>.py`` as a module."""
+    return load_script(os.path.join("tools", name + ".py"))
 
 
 def config_from_file(path):

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Draw CSGR's category attention maps and criss-cross relations of one image, teacher vs student.
 
-    python tools/visualize_attention.py --config-file output/main/frcnn/csgr/config.yaml \
-        --weights output/main/frcnn/csgr/model_final.pth --input image.jpg \
-        --output output/main/frcnn/csgr/attention [--levels p2 p3 | --levels all] [--pixel X Y]
+    python tools/visualize_attention.py --config-file output/shapes/frcnn/csgr/seed1/config.yaml \
+        --weights output/shapes/frcnn/csgr/seed1/model_final.pth --input image.jpg \
+        --output output/shapes/frcnn/csgr/seed1/attention [--levels p2 p3 | --levels all] [--pixel X Y]
 
 Writes category_<level>_<k>_<class>.png (image | teacher | student attention of class k) and
 relation_<level>.png (the criss-cross attention weights of --pixel over its row and column).

@@ -6,7 +6,7 @@ Keys of :meth:`TeacherRecorder.head_outputs` (``DistillBatch.teacher_outputs``),
 
 "dense_head": dense_logits (N, R, K), dense_deltas (N, R, 4), dense_boxes (N, R, 4, decoded with
     the teacher's box transform on the student's anchors): the teacher's RetinaNet head on its own
-    FPN features, same anchor layout as the student's (see :mod:`.student_outputs`).
+    FPN features, same anchor layout as the student's (see :mod:`.student`).
 "roi_head": roi_logits (R, K + 1), roi_deltas: the teacher's box pooler, box head and box
     predictor on the student's sampled proposal boxes (no teacher RPN).
 """
