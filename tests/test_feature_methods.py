@@ -7,6 +7,7 @@ import os
 
 import pytest
 import torch
+from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser
 from detectron2.layers import ShapeSpec
@@ -24,7 +25,13 @@ from tiny_models import (
 
 from csgr.config import add_csgr_config
 from csgr.data.datasets import SHAPES_CATEGORIES, generate_shapes_dataset
-from csgr.modeling.losses import DISTILL_LOSS_REGISTRY, DistillBatch
+from csgr.modeling.losses import (
+    DISTILL_LOSS_REGISTRY,
+    DistillBatch,
+    DistillMethod,
+    get_method,
+    method_names,
+)
 from csgr.modeling.losses.cwd import CWDLoss
 from csgr.modeling.losses.fgd import FGDLoss, fgd_attention, fgd_masks
 from csgr.modeling.losses.gcblock import GcBlock
@@ -516,3 +523,33 @@ def test_train_net_two_iterations(
     for key in LOSS_KEYS[method]:
         assert math.isfinite(records[-1][key]), key
     assert os.path.isfile(tmp_path / "run" / "model_final.pth")
+
+
+def test_add_csgr_config_completes_an_existing_distill_node():
+    cfg = get_cfg()
+    cfg.MODEL.DISTILL = CN()
+    cfg.MODEL.DISTILL.METHODS = ["PKD"]
+    cfg.MODEL.DISTILL.PKD = CN()
+    cfg.MODEL.DISTILL.PKD.WEIGHT = 2.0
+    add_csgr_config(cfg)
+    assert cfg.MODEL.DISTILL.METHODS == ["PKD"] and cfg.MODEL.DISTILL.PKD.WEIGHT == 2.0
+    assert cfg.MODEL.DISTILL.PKD.IN_FEATURES == [] and cfg.MODEL.DISTILL.TEACHER.WEIGHTS == ""
+    assert cfg.MODEL.DISTILL.MGD.ALPHA == -1.0
+
+
+def test_every_registered_method_describes_itself():
+    """Config node, builder and applicability come from each method's registry entry."""
+    cfg = cfg_for("RetinaNet")
+    names = method_names()
+    assert names[0] == "CSGR" and set(METHODS) <= set(names)
+    for name in names:
+        method = DISTILL_LOSS_REGISTRY.get(name)
+        assert issubclass(method, DistillMethod) and name in cfg.MODEL.DISTILL
+        for arch, values in method.PUBLISHED.items():
+            assert arch in ("GeneralizedRCNN", "RetinaNet")
+            assert set(values) <= set(cfg.MODEL.DISTILL[name]), (name, sorted(values))
+    assert not get_method("PCD").applies_to("GeneralizedRCNN")
+    assert not get_method("DKD").applies_to("RetinaNet")
+    assert get_method("CSGR").applies_to("RetinaNet")
+    with pytest.raises(KeyError, match="unknown method 'NOPE'"):
+        get_method("NOPE")
