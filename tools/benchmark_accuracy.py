@@ -23,8 +23,9 @@ import shlex
 import sys
 
 from csgr.benchmark.accuracy_report import aggregate, write_accuracy_report
-from csgr.benchmark.accuracy_runs import DETECTORS, plan_runs, run_experiment
+from csgr.benchmark.accuracy_runs import DETECTORS, plan_runs
 from csgr.benchmark.measure import load_average
+from csgr.benchmark.runner import run_experiment
 from csgr.modeling.losses import method_names
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))

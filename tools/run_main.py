@@ -26,7 +26,8 @@ import sys
 import time
 
 from csgr.benchmark.accuracy_report import comparison_table
-from csgr.benchmark.accuracy_runs import DETECTORS, plan_runs, run_experiment
+from csgr.benchmark.accuracy_runs import DETECTORS, plan_runs
+from csgr.benchmark.runner import run_experiment
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 METHOD = "CSGR"

@@ -10,7 +10,8 @@ from typing import Dict, List, Optional
 
 from tabulate import tabulate
 
-from .accuracy_runs import METRICS, ExperimentResult
+from .accuracy_runs import METRICS
+from .runner import ExperimentResult
 from .measure import load_average
 
 __all__ = [
