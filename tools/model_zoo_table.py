@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Write a model-zoo markdown table from run folders (config.yaml + metrics.json [+ release/]).
 
-    python tools/model_zoo_table.py output/main/frcnn/teacher output/main/frcnn/baseline \
-        output/main/frcnn/csgr --url-prefix https://example.org/csgr
-    python tools/model_zoo_table.py csgr_frcnn_r18_r34=output/main/frcnn/csgr ... --readme README.md
+    python tools/model_zoo_table.py teacher=output/shapes/frcnn/teacher/seed1 \
+        baseline=output/shapes/frcnn/baseline/seed1 output/shapes/frcnn/csgr/seed1 \
+        --url-prefix https://example.org/csgr
+    python tools/model_zoo_table.py csgr_frcnn_r18_r34=output/shapes/frcnn/csgr/seed1 ... --readme README.md
 
 A run is PATH or NAME=PATH (NAME is the "config" column; default: the release name, else the
 folder name). The gain of a distilled run is over the baseline among the runs: not distilled,

@@ -25,7 +25,8 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from .student_config import check_vanilla_cfg, is_distiller, load_run_cfg, student_cfg
+from ..config import load_config
+from .student_config import check_vanilla_cfg, is_distiller, student_cfg
 
 __all__ = [
     "HASH_LENGTH",
@@ -150,7 +151,7 @@ def release_student(
     output_dir = output_dir or os.path.join(run_dir, "release")
     os.makedirs(output_dir, exist_ok=True)
 
-    cfg = load_run_cfg(config_file)
+    cfg = load_config(config_file)
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         raise ValueError(f"{checkpoint_path} is not a Detectron2 checkpoint (no 'model' entry)")
