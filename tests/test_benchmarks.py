@@ -157,6 +157,16 @@ def test_run_main_tiny(tmp_path, monkeypatch, capsys):
     assert diff == pytest.approx(results["CSGR"]["AP"] - results["baseline"]["AP"], abs=0.006)
     cfg = (tmp_path / "main" / "frcnn" / "csgr" / "seed1" / "config.yaml").read_text()
     assert "SEED: 1" in cfg and "MAX_ITER: 2" in cfg
+    # progress (plain lines: not a terminal) of every run, ending with its AP
+    for name, total in (("teacher", 3), ("baseline", 2), ("CSGR", 2)):
+        assert f"[{name} seed 1] it 0/{total} (0%)" in printed
+        ended = f"[{name} seed 1] it {total}/{total} (100%)"
+        assert any(line.startswith(ended) and " AP " in line for line in printed.splitlines())
+    # pictures at the end: the curves and CSGR's attention maps of the first val image
+    pictures = tmp_path / "main" / "frcnn" / "pictures"
+    assert (pictures / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (pictures / "attention" / "relation_p2.png").is_file()
+    assert f"Pictures: curves {pictures / 'curves.png'}" in printed
 
     tool.main(argv)  # the teacher is reused, the students are trained again
     printed = capsys.readouterr().out

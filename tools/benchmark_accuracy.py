@@ -25,7 +25,7 @@ import sys
 from csgr.benchmark.accuracy_report import aggregate, write_accuracy_report
 from csgr.benchmark.accuracy_runs import DETECTORS, plan_runs
 from csgr.benchmark.measure import load_average
-from csgr.benchmark.runner import run_experiment
+from csgr.benchmark.runner import plan_progress, run_experiment
 from csgr.modeling.losses import method_names
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -66,8 +66,16 @@ def main(argv=None):
         extra_opts=tuple(args.opts),
     )
     load_before = load_average()
+    board = plan_progress(teacher, students, args.jobs)
     experiment = run_experiment(
-        teacher, students, args.reuse, args.reuse, args.jobs, args.teacher_weights
+        teacher,
+        students,
+        args.reuse,
+        args.reuse,
+        args.jobs,
+        args.teacher_weights,
+        log=board.write,
+        progress=board,
     )
     spec = DETECTORS[args.detector]
     title = f"shapes {args.detector}: students {spec.baseline}, teacher {spec.teacher}"

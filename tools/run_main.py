@@ -8,7 +8,11 @@ the other's finished runs):
    config (``--retrain-teacher`` trains it again),
 2. trains the baseline student and the CSGR student on an identical schedule and seed (side by
    side, each on half the cores, with ``--jobs 2``, the default),
-3. evaluates both and prints AP, AP50, AP75, APs, APm, APl with the difference.
+3. evaluates both and prints AP, AP50, AP75, APs, APm, APl with the difference,
+4. writes the training curves of the three runs overlaid and CSGR's category-attention and
+   relation maps of the first validation image (teacher vs student), and prints where.
+
+While the runs train, each shows a live progress line (iteration, s/it, ETA, loss, then AP).
 
 Every run goes through tools/train_net.py, as a user would run it; outputs go to
 ``--output/<detector>/<teacher|baseline|csgr>/seed<k>`` (default output/shapes).
@@ -27,7 +31,8 @@ import time
 
 from csgr.benchmark.accuracy_report import comparison_table
 from csgr.benchmark.accuracy_runs import DETECTORS, plan_runs
-from csgr.benchmark.runner import run_experiment
+from csgr.benchmark.runner import plan_progress, run_experiment
+from csgr.visualization.job_pictures import write_job_pictures
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 METHOD = "CSGR"
@@ -62,8 +67,15 @@ def main(argv=None) -> dict:
         teacher_iters=args.teacher_iters,
         extra_opts=tuple(args.opts),
     )
+    board = plan_progress(teacher, students, args.jobs)
     experiment = run_experiment(
-        teacher, students, not args.retrain_teacher, args.reuse_students, args.jobs
+        teacher,
+        students,
+        not args.retrain_teacher,
+        args.reuse_students,
+        args.jobs,
+        log=board.write,
+        progress=board,
     )
     if experiment.failed:
         sys.exit("\n".join(f"{run}: {why}" for run, why in experiment.failed.items()))
@@ -79,6 +91,10 @@ def main(argv=None) -> dict:
     spec = DETECTORS[args.detector]
     print(f"\nOffline shapes, {args.detector}: teacher {spec.teacher}, student {spec.baseline}")
     print(comparison_table(results, METHOD))
+    runs = {run.label: run.output_dir for run in [teacher, *students]}
+    pictures_dir = os.path.join(os.path.abspath(args.output), args.detector, "pictures")
+    pictures = write_job_pictures(pictures_dir, runs, distill_run=runs[METHOD])
+    print(f"Pictures: curves {pictures[0]}; attention maps in {os.path.dirname(pictures[1])}")
     print(
         "Wall time: "
         + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items())

@@ -2,7 +2,8 @@
 
 Each run is one ``tools/train_net.py`` process (:func:`_train` is the one place that starts one
 and waits for it); a finished run is reused when its folder holds an evaluation and a stamp of
-the same merged config.
+the same merged config. With a :class:`~csgr.utils.progress.ProgressBoard`, every run shows its
+live progress (iteration, s/it, ETA, loss, then AP) while it trains.
 """
 
 import hashlib
@@ -16,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..config import load_config
 from ..evaluation import last_evaluation, read_metrics
+from ..utils.progress import ProgressBoard
 from .accuracy_runs import METRICS, Run
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "run_or_reuse",
     "run_many",
     "run_experiment",
+    "plan_progress",
 ]
 
 STAMP = "csgr_benchmark_stamp.json"
@@ -54,11 +57,11 @@ def config_digest(run: Run) -> str:
     return digest.hexdigest()
 
 
-def _train(run: Run, threads: Optional[int], log) -> float:
+def _train(run: Run, threads: Optional[int], log, progress: Optional[ProgressBoard]) -> float:
     """Launch ``run``'s training process, wait for it, and return its wall seconds.
 
     The one place a run's subprocess is started; its stdout and stderr go to
-    ``<output_dir>/stdout.log``.
+    ``<output_dir>/stdout.log``. While it runs, ``progress`` (if any) is refreshed every second.
 
     Raises:
         RuntimeError: the process failed; the message ends with the log's last lines.
@@ -70,9 +73,18 @@ def _train(run: Run, threads: Optional[int], log) -> float:
         env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     start = time.perf_counter()
     with open(log_path, "w") as f:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             run.command(), cwd=run.cwd, stdout=f, stderr=subprocess.STDOUT, env=env
         )
+        if progress is not None and run.name in progress.rows:
+            progress.start(run.name)
+        while proc.poll() is None:
+            if progress is not None:
+                progress.refresh()
+            try:
+                proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                pass
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         with open(log_path) as f:
@@ -84,7 +96,11 @@ def _train(run: Run, threads: Optional[int], log) -> float:
 
 
 def run_or_reuse(
-    run: Run, reuse: bool, log=print, threads: Optional[int] = None
+    run: Run,
+    reuse: bool,
+    log=print,
+    threads: Optional[int] = None,
+    progress: Optional[ProgressBoard] = None,
 ) -> Tuple[Dict[str, float], float, bool]:
     """Train and evaluate ``run`` through tools/train_net.py, or reuse its finished results.
 
@@ -93,6 +109,7 @@ def run_or_reuse(
 
     Args:
         threads: ``OMP_NUM_THREADS`` of the training process (None: inherited).
+        progress: a board planned with :func:`plan_progress`; the run's row shows its progress.
 
     Returns:
         (metrics, wall seconds of the training, whether it was reused).
@@ -109,24 +126,55 @@ def run_or_reuse(
         metrics = final_metrics(run.output_dir)
         if stamp.get("config_sha256") == digest and metrics is not None:
             log(f"[{run.name}] reusing {run.output_dir}")
+            _finish(progress, run, metrics, "reused")
             return metrics, float(stamp.get("seconds", float("nan"))), True
     os.makedirs(run.output_dir, exist_ok=True)
     for stale in (STAMP, "metrics.json", "last_checkpoint"):
         if os.path.exists(os.path.join(run.output_dir, stale)):
             os.remove(os.path.join(run.output_dir, stale))
-    seconds = _train(run, threads, log)
+    try:
+        seconds = _train(run, threads, log, progress)
+    except RuntimeError:
+        _finish(progress, run, None, "failed")
+        raise
     metrics = final_metrics(run.output_dir)
     if metrics is None:
+        _finish(progress, run, None, "failed")
         raise RuntimeError(
             f"[{run.name}] wrote no bbox evaluation to {run.output_dir}/metrics.json"
         )
+    _finish(progress, run, metrics, "done")
     with open(stamp_path, "w") as f:
         json.dump({"config_sha256": digest, "command": run.command(), "seconds": seconds}, f)
     log(f"[{run.name}] done in {seconds / 60:.1f} min: AP {metrics['AP']:.2f}")
     return metrics, seconds, False
 
 
-def run_many(runs: List[Run], reuse: bool, jobs: int = 1, log=print) -> list:
+def _finish(progress, run: Run, metrics, state: str) -> None:
+    if progress is not None and run.name in progress.rows:
+        progress.finish(run.name, ap=metrics["AP"] if metrics else None, state=state)
+
+
+def plan_progress(teacher: Optional[Run], students: List[Run], jobs: int, **board_kwargs):
+    """A :class:`ProgressBoard` with a row per run: the teacher first, then the students in the
+    groups of ``jobs`` that train side by side. Totals are the runs' merged ``SOLVER.MAX_ITER``.
+    """
+    board = ProgressBoard(**board_kwargs)
+    runs = ([teacher] if teacher is not None else []) + list(students)
+    for i, run in enumerate(runs):
+        stage = 0 if run is teacher else 1 + (i - (teacher is not None)) // max(jobs, 1)
+        total = load_config(run.config_file, run.opts).SOLVER.MAX_ITER
+        board.add(run.name, run.name, total, stage=stage, output_dir=run.output_dir)
+    return board
+
+
+def run_many(
+    runs: List[Run],
+    reuse: bool,
+    jobs: int = 1,
+    log=print,
+    progress: Optional[ProgressBoard] = None,
+) -> list:
     """:func:`run_or_reuse` for several runs, ``jobs`` of them at a time.
 
     With ``jobs > 1`` each process gets ``max(1, cpu_count // jobs)`` threads: on a small CPU two
@@ -143,7 +191,7 @@ def run_many(runs: List[Run], reuse: bool, jobs: int = 1, log=print) -> list:
 
     def one(run):
         try:
-            return run_or_reuse(run, reuse, log=log, threads=threads)
+            return run_or_reuse(run, reuse, log=log, threads=threads, progress=progress)
         except RuntimeError as e:
             return e
 
@@ -184,6 +232,7 @@ def run_experiment(
     jobs: int = 1,
     teacher_weights: str = "",
     log=print,
+    progress: Optional[ProgressBoard] = None,
 ) -> ExperimentResult:
     """Run (or reuse) the teacher, then the students ``jobs`` at a time.
 
@@ -192,6 +241,8 @@ def run_experiment(
         reuse_teacher / reuse_students: reuse finished runs of the same merged config.
         teacher_weights: with no teacher run, the given teacher's weights; its own evaluation
             is reported when a metrics.json lies next to them.
+        progress: live progress of every run (see :func:`plan_progress`); ``log`` should then
+            be its :meth:`~csgr.utils.progress.ProgressBoard.write`.
 
     Raises:
         RuntimeError: the teacher's training failed (a failed student is recorded in
@@ -199,12 +250,14 @@ def run_experiment(
     """
     out = ExperimentResult()
     if teacher is not None:
-        out.add("teacher", *run_or_reuse(teacher, reuse_teacher, log=log))
+        out.add("teacher", *run_or_reuse(teacher, reuse_teacher, log=log, progress=progress))
     elif teacher_weights:
         metrics = final_metrics(os.path.dirname(os.path.abspath(teacher_weights)))
         if metrics is not None:
             out.results["teacher"] = [metrics]
-    for run, outcome in zip(students, run_many(students, reuse_students, jobs, log=log)):
+    for run, outcome in zip(
+        students, run_many(students, reuse_students, jobs, log=log, progress=progress)
+    ):
         if isinstance(outcome, RuntimeError):  # report it; the other runs went on
             lines = [line for line in str(outcome).splitlines() if line.strip()]
             out.failed[run.name] = f"{lines[0]} ... {lines[-1][:300]}"
