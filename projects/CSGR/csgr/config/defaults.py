@@ -68,4 +68,25 @@ def _distill_defaults() -> CN:
     _D.TEACHER.WEIGHTS = ""
     # Extra ["KEY", "VALUE", ...] overrides applied to the teacher config after CONFIG_FILE.
     _D.TEACHER.OPTS = []
+
+    # Parts of the student initialised from the teacher's weights, where names and shapes match
+    # (e.g. same FPN width): any of "neck" (FPN) and "head" (RPN + ROI heads, or the RetinaNet
+    # head). FGD's published recipe uses ["neck", "head"]. Applied when the Distiller is built;
+    # MODEL.WEIGHTS (an ImageNet backbone, say) is loaded after it, and --resume overrides both.
+    _D.STUDENT_INIT_FROM_TEACHER = []
+
+    # Scale of the distillation terms against the student's own detection loss
+    # (csgr/modeling/loss_scale.py).
+    _D.LOSS_SCALE = CN()
+    # "published": every method's terms with their configured (published) weights.
+    # "calibrated": during the first WARMUP_ITERS iterations the student trains on its detection
+    # loss alone while each method's summed terms are measured against it; then one factor per
+    # method (the same for all its terms, so their ratios are kept) makes the method's loss
+    # TARGET times the detection loss. Factors are averaged over processes, saved in checkpoints,
+    # logged as loss_scale/<method> and printed once.
+    _D.LOSS_SCALE.MODE = "published"
+    # Calibrated mode: wanted ratio of a method's summed weighted terms to the detection loss.
+    _D.LOSS_SCALE.TARGET = 1.0
+    # Calibrated mode: iterations measured before the factors are fixed (>= 1).
+    _D.LOSS_SCALE.WARMUP_ITERS = 20
     return _D

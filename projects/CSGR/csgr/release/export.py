@@ -94,19 +94,33 @@ def student_state_dict(
     for k, v in model.items():
         if k.startswith("student."):
             student[k[len("student.") :]] = v.detach().cpu().clone()
-        elif k.startswith("distill_losses."):
+        elif k.startswith(("distill_losses.", "loss_scale.")):
             dropped.append(k)
         else:
             unknown.append(k)
     if unknown:
         shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
         raise ValueError(
-            f"{source}: {len(unknown)} keys are neither student.* nor distill_losses.* "
+            f"{source}: {len(unknown)} keys are neither student.* nor distillation state "
+            "(distill_losses.*, loss_scale.*) "
             f"(a teacher must never be saved with the student): {shown}"
         )
     if not student:
         raise ValueError(f"{source} holds no student.* weight")
     return student, dropped
+
+
+def loss_scale_record(cfg, model: Dict[str, torch.Tensor]) -> Dict[str, object]:
+    """The loss scale a distillation run trained with: its mode and, when calibrated, the
+    factor of each method as saved in the checkpoint (``loss_scale.factors``)."""
+    if not is_distiller(cfg):
+        return {"mode": None}
+    record = {"mode": cfg.MODEL.DISTILL.LOSS_SCALE.MODE}
+    factors = model.get("loss_scale.factors")
+    if factors is not None:
+        methods = list(cfg.MODEL.DISTILL.METHODS)
+        record["factors"] = dict(zip(methods, (float(f) for f in factors.tolist())))
+    return record
 
 
 def file_sha256(path: str) -> str:
@@ -200,6 +214,7 @@ def release_student(
         "num_student_tensors": len(state),
         "num_parameters": int(sum(v.numel() for v in state.values())),
         "dropped_distill_keys": len(dropped),
+        "loss_scale": loss_scale_record(cfg, checkpoint["model"]),
         "removed_config_keys": removed,
     }
     manifest_name = stem + "_manifest.json"

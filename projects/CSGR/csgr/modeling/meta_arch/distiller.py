@@ -7,12 +7,15 @@ import torch
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import META_ARCH_REGISTRY
+from detectron2.utils.events import get_event_storage
 from torch import nn
 
 from ...config import num_classes
 from ..build import build_detector
+from ..loss_scale import LossScale
 from ..losses.base import DistillBatch, DistillLoss, get_method
 from ..recorders import StudentRecorder, TeacherRecorder, check_head_requirements
+from ..student_init import init_student_from_teacher
 from ..teacher import build_teacher
 
 logger = logging.getLogger(__name__)
@@ -70,6 +73,7 @@ class Distiller(nn.Module):
         teacher: nn.Module,
         losses: Dict[str, DistillLoss],
         head_hints: Optional[Dict[str, str]] = None,
+        loss_scale: Optional[LossScale] = None,
     ):
         """
         Args:
@@ -78,11 +82,14 @@ class Distiller(nn.Module):
             teacher: a frozen detector with an ``input_format`` attribute.
             losses: distillation loss modules by method name.
             head_hints: per method, text added to the error when a needed head is missing.
+            loss_scale: per-method factors of a calibrated loss scale (None: the terms as the
+                methods weight them); its state is saved in checkpoints as ``loss_scale.*``.
         """
         super().__init__()
         self.student = student
         self._teacher = [teacher]
         self.distill_losses = nn.ModuleDict(losses)
+        self.loss_scale = loss_scale
         requires = set().union(*(m.REQUIRES for m in losses.values())) if losses else set()
         check_head_requirements(
             {k: m.REQUIRES for k, m in losses.items()}, student, teacher, head_hints
@@ -103,7 +110,22 @@ class Distiller(nn.Module):
             cfg, student.backbone.output_shape(), teacher.backbone.output_shape()
         )
         hints = {name: get_method(name).HEAD_HINT for name in losses}
-        return {"student": student, "teacher": teacher, "losses": losses, "head_hints": hints}
+        parts = list(cfg.MODEL.DISTILL.STUDENT_INIT_FROM_TEACHER)
+        if parts:
+            init_student_from_teacher(student, teacher, parts)
+        scale = cfg.MODEL.DISTILL.LOSS_SCALE
+        loss_scale = None
+        if scale.MODE != "published" and losses:
+            loss_scale = LossScale(list(losses), scale.MODE, scale.TARGET, scale.WARMUP_ITERS)
+        elif scale.MODE != "published":
+            LossScale([], scale.MODE, scale.TARGET, scale.WARMUP_ITERS)  # checks the keys
+        return {
+            "student": student,
+            "teacher": teacher,
+            "losses": losses,
+            "head_hints": hints,
+            "loss_scale": loss_scale,
+        }
 
     @property
     def teacher(self) -> nn.Module:
@@ -119,7 +141,7 @@ class Distiller(nn.Module):
 
     def _prefix_plain_detector_keys(self, state_dict, prefix, *args, **kwargs):
         """Let a plain detector checkpoint (keys ``backbone.*``, ...) initialise the student."""
-        own = (prefix + "student.", prefix + "distill_losses.")
+        own = (prefix + "student.", prefix + "distill_losses.", prefix + "loss_scale.")
         keys = [k for k in state_dict if k.startswith(prefix)]
         if keys and not any(k.startswith(own) for k in keys):
             for k in keys:
@@ -176,19 +198,42 @@ class Distiller(nn.Module):
         )
         return losses, batch
 
-    def distill_loss_terms(self, batch: DistillBatch) -> Dict[str, torch.Tensor]:
+    def distill_loss_terms(
+        self, batch: DistillBatch, detection: Optional[Dict[str, torch.Tensor]] = None
+    ) -> Dict[str, torch.Tensor]:
         """The ``loss_<method>_*`` terms of every method on a batch, as one flat dict.
+
+        Args:
+            batch: the step's :class:`DistillBatch`.
+            detection: the student's own losses of the step; with a calibrated loss scale they
+                are its yardstick, and the terms come out scaled (0 while it measures).
 
         Raises:
             KeyError: two methods return the same term.
         """
-        terms: Dict[str, torch.Tensor] = {}
+        per_method: Dict[str, Dict[str, torch.Tensor]] = {}
+        seen = set()
         for name, module in self.distill_losses.items():
-            for k, v in module(batch).items():
-                if k in terms:
+            per_method[name] = module(batch)
+            for k in per_method[name]:
+                if k in seen:
                     raise KeyError(f"distillation method {name} returned {k!r}, already a term")
-                terms[k] = v
-        return terms
+                seen.add(k)
+        if self.loss_scale is not None and detection is not None:
+            terms = self.loss_scale(detection, per_method)
+            self._log_loss_scale()
+            return terms
+        return {k: v for terms in per_method.values() for k, v in terms.items()}
+
+    def _log_loss_scale(self) -> None:
+        """``loss_scale/<method>`` into the event storage (metrics.json, TensorBoard)."""
+        try:
+            storage = get_event_storage()
+        except AssertionError:  # outside a trainer: nothing to log into
+            return
+        factors = self.loss_scale.factor_dict() if bool(self.loss_scale.fixed) else {}
+        for name, factor in factors.items():
+            storage.put_scalar(f"loss_scale/{name}", factor, smoothing_hint=False)
 
     @staticmethod
     def _check_shapes(student_features, teacher_features):
@@ -213,7 +258,7 @@ class Distiller(nn.Module):
         if not self.training or not self.distill_losses:
             return self.student(batched_inputs)
         losses, batch = self.distill_batch(batched_inputs)
-        for k, v in self.distill_loss_terms(batch).items():
+        for k, v in self.distill_loss_terms(batch, detection=losses).items():
             if k in losses:
                 raise KeyError(f"distillation term {k!r} is already one of the student's losses")
             losses[k] = v
