@@ -371,7 +371,7 @@ def shapes(channels, levels):
 @pytest.mark.parametrize(
     "arch, levels, published",
     [
-        ("RetinaNet", ["p3", "p4", "p5", "p6", "p7"], (1e-3, 5e-4, 5e-4, 5e-6, 10, 5, 2e-5, 0.65)),
+        ("RetinaNet", ["p3", "p4", "p5", "p6", "p7"], (1e-3, 5e-4, 5e-4, 5e-6, 10, 10, 2e-5, 0.65)),
         (
             "GeneralizedRCNN",
             ["p2", "p3", "p4", "p5"],
@@ -380,6 +380,12 @@ def shapes(channels, levels):
     ],
 )
 def test_builders_take_published_defaults_per_student_type(arch, levels, published):
+    # published levels (the reference configs): PKD four, MGD and FGD as FGD, CWD every level
+    pub_levels = {
+        "RetinaNet": {"PKD": ["p3", "p4", "p5", "p6"], "CWD": ["p3", "p4", "p5", "p6", "p7"]},
+        "GeneralizedRCNN": {"PKD": ["p2", "p3", "p4", "p5"], "CWD": ["p2", "p3", "p4", "p5", "p6"]},
+    }[arch]
+    pub_levels["MGD"] = levels
     cfg = cfg_for(arch)
     all_levels = ["p2", "p3", "p4", "p5", "p6", "p7"]
     s, t = shapes(16, all_levels), shapes(32, all_levels)
@@ -391,8 +397,9 @@ def test_builders_take_published_defaults_per_student_type(arch, levels, publish
     assert built["PKD"].weight == pkd and built["CWD"].weight == cwd and built["CWD"].tau == 1.0
     assert (built["MGD"].weight, built["MGD"].mask_ratio) == (mgd_alpha, mgd_ratio)
     assert built["MSE"].weight == 1.0
-    for m in ("MSE", "PKD", "CWD", "MGD"):
-        assert built[m].in_features == all_levels  # [] = every common level
+    assert built["MSE"].in_features == all_levels  # [] = every common level (no publication)
+    for m in ("PKD", "CWD", "MGD"):
+        assert built[m].in_features == pub_levels[m], m
     assert set(fgd.adapters.adapters) == set(levels)  # 16 -> 32 channels
 
     cfg.MODEL.DISTILL.FGD.ALPHA_FG = 0.25

@@ -1,5 +1,6 @@
 """What every distillation loss module sees, what describes a method, and their registry."""
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Type
 
@@ -128,6 +129,33 @@ class DistillMethod:
                 f"STUDENT_META_ARCHITECTURE), a {arch}: {cls.NOT_APPLICABLE_REASON}; use a "
                 f"{' or '.join(cls.APPLIES_TO)} student and teacher"
             )
+
+    @classmethod
+    def levels(cls, cfg: CfgNode, student_shapes: dict, teacher_shapes: dict) -> List[str]:
+        """``IN_FEATURES``; when empty, the published levels of the student type (``PUBLISHED``
+        key ``IN_FEATURES``) that both sides have, or [] (every common level) if there are none.
+
+        Raises:
+            ValueError: none of the published levels is in both student and teacher.
+        """
+        requested = list(cls.node(cfg).IN_FEATURES)
+        if requested:
+            return requested
+        arch = cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
+        published = list(cls.PUBLISHED.get(arch, {}).get("IN_FEATURES", []))
+        requested = [k for k in published if k in student_shapes and k in teacher_shapes]
+        name = cls.__name__
+        if published and not requested:
+            raise ValueError(
+                f"{name}: none of the published levels {published} is in both the student "
+                f"{sorted(student_shapes)} and the teacher {sorted(teacher_shapes)}; set "
+                f"MODEL.DISTILL.{name}.IN_FEATURES"
+            )
+        if len(requested) < len(published):
+            logging.getLogger(__name__).warning(
+                f"{name}: distilling {requested} of the published levels {published}"
+            )
+        return requested
 
     @classmethod
     def published(cls, cfg: CfgNode, key: str) -> float:

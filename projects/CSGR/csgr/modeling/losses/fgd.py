@@ -232,25 +232,6 @@ class FGD(DistillMethod):
         _C.LAMBDA_GLOBAL = -1.0
 
     @classmethod
-    def levels(cls, cfg, student_shapes, teacher_shapes) -> List[str]:
-        """``IN_FEATURES``, or the published levels both sides have when it is empty."""
-        requested = list(cls.node(cfg).IN_FEATURES)
-        if requested:
-            return requested
-        arch = cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
-        published = list(cls.PUBLISHED.get(arch, {}).get("IN_FEATURES", []))
-        requested = [k for k in published if k in student_shapes and k in teacher_shapes]
-        if published and not requested:
-            raise ValueError(
-                f"FGD: none of the published levels {published} is in both the student "
-                f"{sorted(student_shapes)} and the teacher {sorted(teacher_shapes)}; set "
-                "MODEL.DISTILL.FGD.IN_FEATURES"
-            )
-        if len(requested) < len(published):
-            logger.warning(f"FGD: distilling {requested} of the published levels {published}")
-        return requested
-
-    @classmethod
     def build(cls, cfg, student_shapes, teacher_shapes) -> FGDLoss:
         levels, student_channels, teacher_channels = build_levels_and_channels(
             cls.levels(cfg, student_shapes, teacher_shapes), student_shapes, teacher_shapes, "FGD"

@@ -95,14 +95,22 @@ class MGD(DistillMethod):
     """
 
     PUBLISHED = {
-        "RetinaNet": {"ALPHA": 2e-5, "MASK_RATIO": 0.65},
-        "GeneralizedRCNN": {"ALPHA": 5e-7, "MASK_RATIO": 0.45},
+        "RetinaNet": {
+            "ALPHA": 2e-5,
+            "MASK_RATIO": 0.65,
+            "IN_FEATURES": ["p3", "p4", "p5", "p6", "p7"],
+        },
+        "GeneralizedRCNN": {
+            "ALPHA": 5e-7,
+            "MASK_RATIO": 0.45,
+            "IN_FEATURES": ["p2", "p3", "p4", "p5"],
+        },
     }
 
     @staticmethod
     def add_config(_C):
-        # FPN levels to distil, by name; [] means every level teacher and student both have
-        # (the published configs use p3-p7 for RetinaNet and p2-p5 for Faster R-CNN).
+        # FPN levels to distil, by name. [] means the published levels for the student type
+        # (RetinaNet: p3-p7; GeneralizedRCNN: p2-p5), restricted to those both sides have.
         _C.IN_FEATURES = []
         # Weight alpha of loss_mgd = alpha * sum over levels of
         # sum((G(mask * adapted F_s) - F_t)^2) / N. -1: published (RetinaNet 2e-5,
@@ -116,7 +124,10 @@ class MGD(DistillMethod):
     @classmethod
     def build(cls, cfg, student_shapes, teacher_shapes) -> MGDLoss:
         levels, student_channels, teacher_channels = build_levels_and_channels(
-            cls.node(cfg).IN_FEATURES, student_shapes, teacher_shapes, "MGD"
+            cls.levels(cfg, student_shapes, teacher_shapes),
+            student_shapes,
+            teacher_shapes,
+            "MGD",
         )
         return MGDLoss(
             levels,

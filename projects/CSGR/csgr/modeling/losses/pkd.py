@@ -48,16 +48,20 @@ class PKD(DistillMethod):
     """PKD: Pearson correlation distillation (Cao et al., NeurIPS 2022, arXiv:2207.02039);
     builds :class:`PKDLoss` from ``MODEL.DISTILL.PKD``.
 
-    Published weights: open-mmlab/mmrazor configs/distill/mmdet/pkd/
-    pkd_fpn_retina_x101_retina_r50_2x_coco.py (10) and pkd_fpn_frcnn_r101_frcnn_r50_2x_coco.py (6).
+    Published weights and levels: open-mmlab/mmrazor configs/distill/mmdet/pkd/
+    pkd_fpn_retina_x101_retina_r50_2x_coco.py (10 on p3-p6) and
+    pkd_fpn_frcnn_r101_frcnn_r50_2x_coco.py (6 on p2-p5).
     """
 
-    PUBLISHED = {"RetinaNet": {"WEIGHT": 10.0}, "GeneralizedRCNN": {"WEIGHT": 6.0}}
+    PUBLISHED = {
+        "RetinaNet": {"WEIGHT": 10.0, "IN_FEATURES": ["p3", "p4", "p5", "p6"]},
+        "GeneralizedRCNN": {"WEIGHT": 6.0, "IN_FEATURES": ["p2", "p3", "p4", "p5"]},
+    }
 
     @staticmethod
     def add_config(_C):
-        # FPN levels to distil, by name; [] means every level teacher and student both have
-        # (the published configs use p3-p6 for RetinaNet and p2-p5 for Faster R-CNN).
+        # FPN levels to distil, by name. [] means the published levels for the student type
+        # (RetinaNet: p3-p6; GeneralizedRCNN: p2-p5), restricted to those both sides have.
         _C.IN_FEATURES = []
         # Weight of loss_pkd = WEIGHT * sum over levels of MSE(norm F_s, norm F_t) / 2, i.e. of
         # the mean over channels of 1 - Pearson r. -1: published (RetinaNet 10,
@@ -67,7 +71,10 @@ class PKD(DistillMethod):
     @classmethod
     def build(cls, cfg, student_shapes, teacher_shapes) -> PKDLoss:
         levels, student_channels, teacher_channels = build_levels_and_channels(
-            cls.node(cfg).IN_FEATURES, student_shapes, teacher_shapes, "PKD"
+            cls.levels(cfg, student_shapes, teacher_shapes),
+            student_shapes,
+            teacher_shapes,
+            "PKD",
         )
         return PKDLoss(
             levels,
