@@ -4,25 +4,16 @@ Timing values are not checked (the CPU is shared); sizes, repeats and schedules 
 """
 
 import contextlib
-import importlib.util
 import io
 import json
 import math
-import os
 
 import pytest
-from tiny_models import ROOT, distill_cfg
+from tiny_models import distill_cfg, load_tool
 
 from csgr.benchmark.accuracy_report import accuracy_goals, accuracy_table, aggregate
 from csgr.benchmark.speed_report import SPEED_HEADERS
 from csgr.data.datasets import generate_shapes_dataset
-
-
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _write_cfg(cfg, path):
@@ -51,7 +42,7 @@ def test_benchmark_distill_tiny(tmp_path, arch, methods, applicable, memory):
     argv += ["--output", str(output), "--json", str(json_path)]
     argv += [] if memory else ["--no-memory"]
     with contextlib.redirect_stdout(io.StringIO()):
-        result = _load_tool("benchmark_distill").main(argv)
+        result = load_tool("benchmark_distill").main(argv)
 
     assert list(result["results"]) == ["fp32"]
     rows = _rows_by_case(result["results"]["fp32"])
@@ -78,7 +69,7 @@ def test_benchmark_criss_cross_tiny():
     out = io.StringIO()
     argv = ["--device", "cpu", "--levels", "p7", "--channels", "16", "--repeats", "1"]
     with contextlib.redirect_stdout(out):
-        _load_tool("benchmark_criss_cross").main(argv)
+        load_tool("benchmark_criss_cross").main(argv)
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("criss-cross vs dense masked attention")
     assert any(line.startswith("| p7") for line in lines)
@@ -94,7 +85,7 @@ def test_benchmark_accuracy_tiny(tmp_path, monkeypatch, capsys):
     argv += ["SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
     argv += ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64"]
     argv += ["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"]
-    tool = _load_tool("benchmark_accuracy")
+    tool = load_tool("benchmark_accuracy")
     agg = tool.main(argv)
 
     assert set(agg) == {"teacher", "baseline", "CSGR"}
@@ -129,7 +120,7 @@ def test_benchmark_accuracy_tiny_retinanet(tmp_path, monkeypatch):
     argv += ["SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
     argv += ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64"]
     argv += ["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"]
-    agg = _load_tool("benchmark_accuracy").main(argv)
+    agg = load_tool("benchmark_accuracy").main(argv)
 
     assert set(agg) == {"teacher", "baseline", "PCD", "FGD", "IKD"}
     run_dir = out / "retinanet"
@@ -151,12 +142,12 @@ def test_run_main_tiny(tmp_path, monkeypatch, capsys):
     argv += ["SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
     argv += ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64"]
     argv += ["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"]
-    tool = _load_tool("run_main")
+    tool = load_tool("run_main")
     results = tool.main(argv)
     printed = capsys.readouterr().out
     assert set(results) == {"teacher", "baseline", "CSGR"}
     for label in ("teacher", "baseline", "csgr"):
-        assert (tmp_path / "main" / "frcnn" / label / "model_final.pth").is_file()
+        assert (tmp_path / "main" / "frcnn" / label / "seed1" / "model_final.pth").is_file()
     lines = [line for line in printed.splitlines() if line.startswith("| ")]
     header = [cell.strip() for cell in lines[0].split("|")[1:-1]]
     assert header == ["model", "AP", "AP50", "AP75", "APs", "APm", "APl"]
@@ -164,14 +155,31 @@ def test_run_main_tiny(tmp_path, monkeypatch, capsys):
     assert labels == ["teacher", "baseline", "CSGR", "CSGR - baseline"]
     diff = float(lines[-1].split("|")[2])
     assert diff == pytest.approx(results["CSGR"]["AP"] - results["baseline"]["AP"], abs=0.006)
-    cfg = (tmp_path / "main" / "frcnn" / "csgr" / "config.yaml").read_text()
+    cfg = (tmp_path / "main" / "frcnn" / "csgr" / "seed1" / "config.yaml").read_text()
     assert "SEED: 1" in cfg and "MAX_ITER: 2" in cfg
+    # progress (plain lines: not a terminal) of every run, ending with its AP
+    for name, total in (("teacher", 3), ("baseline", 2), ("CSGR", 2)):
+        assert f"[{name} seed 1] it 0/{total} (0%)" in printed
+        ended = f"[{name} seed 1] it {total}/{total} (100%)"
+        assert any(line.startswith(ended) and " AP " in line for line in printed.splitlines())
+    # pictures at the end: the curves and CSGR's attention maps of the first val image
+    pictures = tmp_path / "main" / "frcnn" / "pictures"
+    assert (pictures / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (pictures / "attention" / "relation_p2.png").is_file()
+    assert f"Pictures: curves {pictures / 'curves.png'}" in printed
 
     tool.main(argv)  # the teacher is reused, the students are trained again
     printed = capsys.readouterr().out
     assert "Reused the teacher" in printed and printed.count("done in") == 2
     wall = next(line for line in printed.splitlines() if line.startswith("Wall time"))
     assert "teacher" not in wall  # a reused teacher's old training time is not reported
+
+    # the accuracy benchmark plans the same runs in the same layout: it reuses all three
+    bench = ["--iters", "2", "--teacher-iters", "3", "--seeds", "1", "--methods", "CSGR"]
+    bench += ["--reuse", "--output", str(tmp_path / "main"), *argv[6:]]
+    load_tool("benchmark_accuracy").main(bench)
+    printed = capsys.readouterr().out
+    assert printed.count("reusing") == 3 and "done in" not in printed
 
 
 def test_accuracy_aggregate_over_seeds():

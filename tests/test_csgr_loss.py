@@ -183,7 +183,7 @@ def test_builder_reads_config():
     cfg.MODEL.DISTILL.CSGR.REDUCTION = 4
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = 7
     cfg.MODEL.RETINANET.NUM_CLASSES = 9
-    loss = DISTILL_LOSS_REGISTRY.get("CSGR")(cfg, shapes(16), shapes(16))
+    loss = DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(16), shapes(16))
     assert isinstance(loss, CSGRLoss)
     assert loss.in_features == ["p3", "p4"]  # ordered by stride
     assert (loss.cat_weight, loss.rel_weight) == (2e-3, 3e-5)
@@ -196,7 +196,7 @@ def test_builder_reads_config():
 
     cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = "RetinaNet"
     cfg.MODEL.DISTILL.CSGR.IN_FEATURES = []
-    loss = DISTILL_LOSS_REGISTRY.get("CSGR")(cfg, shapes(16), shapes(16, ("p3", "p4")))
+    loss = DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(16), shapes(16, ("p3", "p4")))
     assert loss.classifiers["p3"].out_channels == 9
     assert loss.in_features == ["p3", "p4"]  # every common level
 
@@ -206,7 +206,7 @@ def test_builder_missing_level_names_both_sides():
     add_csgr_config(cfg)
     cfg.MODEL.DISTILL.CSGR.IN_FEATURES = ["p3", "p5"]
     with pytest.raises(ValueError) as err:
-        DISTILL_LOSS_REGISTRY.get("CSGR")(cfg, shapes(16), shapes(16, ("p3", "p4")))
+        DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(16), shapes(16, ("p3", "p4")))
     message = str(err.value)
     assert "p5" in message
     assert "student levels ['p3', 'p4', 'p5']" in message
@@ -217,7 +217,7 @@ def test_builder_adapts_differing_widths():
     cfg = get_cfg()
     add_csgr_config(cfg)
     cfg.MODEL.DISTILL.CSGR.IN_FEATURES = ["p3", "p4"]
-    loss = DISTILL_LOSS_REGISTRY.get("CSGR")(cfg, shapes(8), shapes(16))
+    loss = DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(8), shapes(16))
     for k in ("p3", "p4"):
         adapter = loss.adapters.adapters[k]
         assert (adapter.in_channels, adapter.out_channels) == (8, 16)
@@ -227,4 +227,4 @@ def test_builder_adapts_differing_widths():
 
     cfg.MODEL.DISTILL.ADAPTER = "never"
     with pytest.raises(ValueError, match="never"):
-        DISTILL_LOSS_REGISTRY.get("CSGR")(cfg, shapes(8), shapes(16))
+        DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(8), shapes(16))

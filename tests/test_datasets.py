@@ -4,7 +4,6 @@ Each catalog loads small fixtures written here in the dataset's exact on-disk la
 temporary $DETECTRON2_DATASETS.
 """
 
-import importlib.util
 import json
 import os
 
@@ -14,13 +13,13 @@ from detectron2.data import DatasetCatalog, MetadataCatalog, get_detection_datas
 from detectron2.data.datasets.builtin_meta import COCO_CATEGORIES
 from detectron2.data.datasets.pascal_voc import CLASS_NAMES as VOC_CLASSES
 from detectron2.structures import BoxMode
+from tiny_models import load_script
 
 import csgr  # noqa: F401  registers the datasets
 from csgr.data.datasets import builtin
 from csgr.data.datasets.minicoco_sampling import sample_balanced_subset, subset_statistics
 from csgr.data.datasets.soda10m import SODA10M_CATEGORIES
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SODA_NAMES = ["Pedestrian", "Cyclist", "Car", "Truck", "Tram", "Tricycle"]
 COCO_THINGS = [c for c in COCO_CATEGORIES if c["isthing"]]
 # The layout of the official VOC xml files (fields Detectron2 does not read trimmed).
@@ -311,11 +310,7 @@ def test_balanced_subset_keeps_class_and_size_proportions():
 
 
 def test_prepare_minicoco_cli(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "prepare_minicoco", os.path.join(REPO, "datasets", "prepare_minicoco.py")
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script(os.path.join("datasets", "prepare_minicoco.py"))
     coco = synthetic_coco(200, seed=1)
     _write_json(str(tmp_path / "coco" / "annotations" / "instances_train2017.json"), coco)
     out = script.main(["--coco-root", str(tmp_path / "coco"), "--num-images", "50", "--seed", "1"])

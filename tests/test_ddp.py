@@ -156,3 +156,32 @@ def test_nan_on_one_rank_stops_every_rank(tmp_path, shapes_root):
     assert "Non-finite loss at iteration 1 on rank 1: loss_csgr_rel=nan" in log
     assert "Non-finite loss at iteration 1 on another rank (rank 0 has only finite" in log
     assert not (out / "model_final.pth").exists()
+
+
+def test_calibrated_loss_scale_equal_on_both_ranks_and_restored_on_resume(tmp_path, shapes_root):
+    cfg = shapes_distill_cfg(tmp_path, max_iter=3, period=100)
+    cfg.MODEL.DISTILL.LOSS_SCALE.MODE = "calibrated"
+    cfg.MODEL.DISTILL.LOSS_SCALE.TARGET = 0.5
+    cfg.MODEL.DISTILL.LOSS_SCALE.WARMUP_ITERS = 2
+    config_file = write_cfg(cfg, tmp_path / "calibrated.yaml")
+    losses, out = _run(tmp_path, shapes_root, config_file, "calibrated", 2)
+    rank0, rank1 = torch.load(out / "rank0.pth"), torch.load(out / "rank1.pth")
+    assert bool(rank0["loss_scale.fixed"]) and int(rank0["loss_scale.measured"]) == 2
+    assert torch.equal(rank0["loss_scale.factors"], rank1["loss_scale.factors"])
+    factor = rank0["loss_scale.factors"][0].item()
+    assert factor > 0 and factor != 1.0
+    # measuring: the terms are 0 in the total; then scaled by the fixed factor
+    assert losses["loss_csgr_rel"][0] == 0.0 and losses["loss_csgr_rel"][2] > 0
+    metrics = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
+    logged = [m["loss_scale/CSGR"] for m in metrics if "loss_scale/CSGR" in m]
+    assert logged and logged[-1] == factor
+
+    # the factors are in the checkpoint: a resumed Distiller scales with them at once
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    from csgr.config import load_config
+
+    model = build_model(load_config(config_file))
+    DetectionCheckpointer(model).load(str(out / "model_final.pth"))
+    assert bool(model.loss_scale.fixed) and model.loss_scale.factor_dict()["CSGR"] == factor

@@ -11,6 +11,7 @@ from detectron2.utils.events import EventStorage
 from tiny_models import distill_cfg, random_batch, save_teacher
 
 import csgr  # noqa: F401
+from csgr.config import load_config
 
 
 def _step(model, batch):
@@ -160,3 +161,23 @@ def test_plain_detector_checkpoint_initialises_student(tmp_path):
     DetectionCheckpointer(model).load(weights)
     for k, v in model.student.state_dict().items():
         assert torch.equal(v, plain[k]), k
+
+
+def test_teacher_paths_relative_to_the_config_file(tmp_path, monkeypatch):
+    """A relative teacher path in a config file is found next to that file (as _BASE_), from any
+    working directory."""
+    cfg = distill_cfg(str(tmp_path))
+    for key in ("CONFIG_FILE", "WEIGHTS"):
+        cfg.MODEL.DISTILL.TEACHER[key] = os.path.basename(cfg.MODEL.DISTILL.TEACHER[key])
+    config_file = tmp_path / "distill.yaml"
+    config_file.write_text(cfg.dump())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    loaded = load_config(str(config_file))
+    assert loaded.MODEL.DISTILL.TEACHER.CONFIG_FILE == str(
+        tmp_path / "teacher_GeneralizedRCNN_34.yaml"
+    )
+    assert build_model(loaded).teacher is not None
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        load_config("missing.yaml")

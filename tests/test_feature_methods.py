@@ -1,25 +1,37 @@
 """FGD, MSE, PKD, CWD and MGD: known values, zeros, gradients, builders, a Distiller step, and
 two iterations of tools/train_net.py on the generated shapes dataset."""
 
-import importlib.util
 import json
 import math
 import os
 
 import pytest
 import torch
+from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
-from tiny_models import ROOT, config_from_file, distill_cfg, random_batch, save_teacher
+from tiny_models import (
+    ROOT,
+    config_from_file,
+    distill_cfg,
+    load_tool,
+    random_batch,
+    save_teacher,
+)
 
 from csgr.config import add_csgr_config
-from csgr.config.methods_feature import add_feature_methods_config
 from csgr.data.datasets import SHAPES_CATEGORIES, generate_shapes_dataset
-from csgr.modeling.losses import DISTILL_LOSS_REGISTRY, DistillBatch
+from csgr.modeling.losses import (
+    DISTILL_LOSS_REGISTRY,
+    DistillBatch,
+    DistillMethod,
+    get_method,
+    method_names,
+)
 from csgr.modeling.losses.cwd import CWDLoss
 from csgr.modeling.losses.fgd import FGDLoss, fgd_attention, fgd_masks
 from csgr.modeling.losses.gcblock import GcBlock
@@ -282,15 +294,14 @@ def test_cwd_known_value():
     assert out["loss_cwd"].item() == pytest.approx(5.0 * expected, rel=1e-10)
 
 
-def test_mgd_masks_from_a_seedable_generator():
+def test_mgd_masks_from_the_seeded_default_generator():
     loss = make_loss("MGD", mask_ratio=0.5).double()
     student, teacher = features(8, seed=1, dtype=F64), features(8, seed=2, dtype=F64)
-    loss.generator = torch.Generator().manual_seed(7)
+    torch.manual_seed(7)  # the default generator, as seeded by Detectron2's SEED
     first = loss(batch(student, teacher))["loss_mgd"]
-    loss.generator = torch.Generator().manual_seed(7)
+    torch.manual_seed(7)
     assert loss(batch(student, teacher))["loss_mgd"].item() == first.item()
-    torch.manual_seed(1)  # the default generator, as seeded by Detectron2's SEED
-    loss.generator = None
+    torch.manual_seed(1)
     a = loss(batch(student, teacher))["loss_mgd"].item()
     torch.manual_seed(1)
     assert loss(batch(student, teacher))["loss_mgd"].item() == a
@@ -346,8 +357,8 @@ def test_gradients_reach_student_and_loss_parameters_only(method):
 
 def cfg_for(arch, methods=METHODS):
     cfg = get_cfg()
-    add_csgr_config(cfg)  # calls add_feature_methods_config
-    add_feature_methods_config(cfg)  # idempotent
+    add_csgr_config(cfg)
+    add_csgr_config(cfg)  # idempotent
     cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = arch
     cfg.MODEL.DISTILL.METHODS = list(methods)
     return cfg
@@ -360,7 +371,7 @@ def shapes(channels, levels):
 @pytest.mark.parametrize(
     "arch, levels, published",
     [
-        ("RetinaNet", ["p3", "p4", "p5", "p6", "p7"], (1e-3, 5e-4, 5e-4, 5e-6, 10, 5, 2e-5, 0.65)),
+        ("RetinaNet", ["p3", "p4", "p5", "p6", "p7"], (1e-3, 5e-4, 5e-4, 5e-6, 10, 10, 2e-5, 0.65)),
         (
             "GeneralizedRCNN",
             ["p2", "p3", "p4", "p5"],
@@ -369,10 +380,16 @@ def shapes(channels, levels):
     ],
 )
 def test_builders_take_published_defaults_per_student_type(arch, levels, published):
+    # published levels (the reference configs): PKD four, MGD and FGD as FGD, CWD every level
+    pub_levels = {
+        "RetinaNet": {"PKD": ["p3", "p4", "p5", "p6"], "CWD": ["p3", "p4", "p5", "p6", "p7"]},
+        "GeneralizedRCNN": {"PKD": ["p2", "p3", "p4", "p5"], "CWD": ["p2", "p3", "p4", "p5", "p6"]},
+    }[arch]
+    pub_levels["MGD"] = levels
     cfg = cfg_for(arch)
     all_levels = ["p2", "p3", "p4", "p5", "p6", "p7"]
     s, t = shapes(16, all_levels), shapes(32, all_levels)
-    built = {m: DISTILL_LOSS_REGISTRY.get(m)(cfg, s, t) for m in METHODS}
+    built = {m: DISTILL_LOSS_REGISTRY.get(m).build(cfg, s, t) for m in METHODS}
     fgd = built["FGD"]
     assert fgd.in_features == levels and fgd.temperature == 0.5
     alpha, beta, gamma, lam, pkd, cwd, mgd_alpha, mgd_ratio = published
@@ -380,27 +397,44 @@ def test_builders_take_published_defaults_per_student_type(arch, levels, publish
     assert built["PKD"].weight == pkd and built["CWD"].weight == cwd and built["CWD"].tau == 1.0
     assert (built["MGD"].weight, built["MGD"].mask_ratio) == (mgd_alpha, mgd_ratio)
     assert built["MSE"].weight == 1.0
-    for m in ("MSE", "PKD", "CWD", "MGD"):
-        assert built[m].in_features == all_levels  # [] = every common level
+    assert built["MSE"].in_features == all_levels  # [] = every common level (no publication)
+    for m in ("PKD", "CWD", "MGD"):
+        assert built[m].in_features == pub_levels[m], m
     assert set(fgd.adapters.adapters) == set(levels)  # 16 -> 32 channels
 
     cfg.MODEL.DISTILL.FGD.ALPHA_FG = 0.25
     cfg.MODEL.DISTILL.FGD.IN_FEATURES = ["p4"]
     cfg.MODEL.DISTILL.PKD.WEIGHT = 0.0
     cfg.MODEL.DISTILL.MGD.IN_FEATURES = ["p5", "p3"]
-    fgd = DISTILL_LOSS_REGISTRY.get("FGD")(cfg, s, t)
+    fgd = DISTILL_LOSS_REGISTRY.get("FGD").build(cfg, s, t)
     assert fgd.alpha == 0.25 and fgd.beta == beta and fgd.in_features == ["p4"]
-    assert DISTILL_LOSS_REGISTRY.get("PKD")(cfg, s, t).weight == 0.0
-    assert DISTILL_LOSS_REGISTRY.get("MGD")(cfg, s, t).in_features == ["p3", "p5"]
+    assert DISTILL_LOSS_REGISTRY.get("PKD").build(cfg, s, t).weight == 0.0
+    assert DISTILL_LOSS_REGISTRY.get("MGD").build(cfg, s, t).in_features == ["p3", "p5"]
 
 
 def test_auto_value_needs_a_known_student_type():
     cfg = cfg_for("SomeDetector")
     s = shapes(16, ["p3", "p4"])
     with pytest.raises(ValueError, match="MODEL.DISTILL.PKD.WEIGHT"):
-        DISTILL_LOSS_REGISTRY.get("PKD")(cfg, s, s)
+        DISTILL_LOSS_REGISTRY.get("PKD").build(cfg, s, s)
     cfg.MODEL.DISTILL.PKD.WEIGHT = 1.0
-    assert DISTILL_LOSS_REGISTRY.get("PKD")(cfg, s, s).weight == 1.0
+    assert DISTILL_LOSS_REGISTRY.get("PKD").build(cfg, s, s).weight == 1.0
+
+
+@pytest.mark.parametrize("method, key", [("PKD", "WEIGHT"), ("MSE", "WEIGHT"), ("MGD", "ALPHA")])
+def test_only_minus_one_means_published(method, key):
+    cfg = cfg_for("RetinaNet")
+    s = shapes(16, ["p3", "p4"])
+    cfg.MODEL.DISTILL[method][key] = -0.5
+    with pytest.raises(ValueError, match=rf"MODEL\.DISTILL\.{method}\.{key} is -0\.5"):
+        DISTILL_LOSS_REGISTRY.get(method).build(cfg, s, s)
+    cfg.MODEL.DISTILL[method][key] = -1.0
+    method_cls = DISTILL_LOSS_REGISTRY.get(method)
+    if "RetinaNet" in method_cls.PUBLISHED:
+        assert method_cls.published(cfg, key) == method_cls.PUBLISHED["RetinaNet"][key]
+    else:  # no published value (MSE): -1 is an error naming the key
+        with pytest.raises(ValueError, match=rf"MODEL\.DISTILL\.{method}\.{key} is -1"):
+            method_cls.published(cfg, key)
 
 
 @pytest.mark.parametrize("student_arch", ["GeneralizedRCNN", "RetinaNet"])
@@ -458,15 +492,6 @@ def shapes_root(tmp_path_factory):
     return root
 
 
-def _load_train_net():
-    spec = importlib.util.spec_from_file_location(
-        "train_net", os.path.join(ROOT, "tools", "train_net.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize(
     "method, arch",
     [
@@ -506,10 +531,40 @@ def test_train_net_two_iterations(
         "OUTPUT_DIR": str(tmp_path / "run"),
     }
     argv = ["--config-file", config_file] + [str(x) for kv in opts.items() for x in kv]
-    _load_train_net().main(default_argument_parser().parse_args(argv))
+    load_tool("train_net").main(default_argument_parser().parse_args(argv))
     with open(tmp_path / "run" / "metrics.json") as f:
         records = [json.loads(line) for line in f if '"iteration"' in line]
     assert records and records[-1]["iteration"] == 1
     for key in LOSS_KEYS[method]:
         assert math.isfinite(records[-1][key]), key
     assert os.path.isfile(tmp_path / "run" / "model_final.pth")
+
+
+def test_add_csgr_config_completes_an_existing_distill_node():
+    cfg = get_cfg()
+    cfg.MODEL.DISTILL = CN()
+    cfg.MODEL.DISTILL.METHODS = ["PKD"]
+    cfg.MODEL.DISTILL.PKD = CN()
+    cfg.MODEL.DISTILL.PKD.WEIGHT = 2.0
+    add_csgr_config(cfg)
+    assert cfg.MODEL.DISTILL.METHODS == ["PKD"] and cfg.MODEL.DISTILL.PKD.WEIGHT == 2.0
+    assert cfg.MODEL.DISTILL.PKD.IN_FEATURES == [] and cfg.MODEL.DISTILL.TEACHER.WEIGHTS == ""
+    assert cfg.MODEL.DISTILL.MGD.ALPHA == -1.0
+
+
+def test_every_registered_method_describes_itself():
+    """Config node, builder and applicability come from each method's registry entry."""
+    cfg = cfg_for("RetinaNet")
+    names = method_names()
+    assert names[0] == "CSGR" and set(METHODS) <= set(names)
+    for name in names:
+        method = DISTILL_LOSS_REGISTRY.get(name)
+        assert issubclass(method, DistillMethod) and name in cfg.MODEL.DISTILL
+        for arch, values in method.PUBLISHED.items():
+            assert arch in ("GeneralizedRCNN", "RetinaNet")
+            assert set(values) <= set(cfg.MODEL.DISTILL[name]), (name, sorted(values))
+    assert not get_method("PCD").applies_to("GeneralizedRCNN")
+    assert not get_method("DKD").applies_to("RetinaNet")
+    assert get_method("CSGR").applies_to("RetinaNet")
+    with pytest.raises(KeyError, match="unknown method 'NOPE'"):
+        get_method("NOPE")

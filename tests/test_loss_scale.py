@@ -93,3 +93,31 @@ def test_factors_equal_on_two_gloo_ranks(tmp_path):
     torch.testing.assert_close(
         states[0]["factors"], torch.tensor([6 / 30, 6 / 3], dtype=torch.float64)
     )
+
+
+def test_distiller_calibrates_in_one_process_and_release_records_the_factors(tmp_path):
+    from detectron2.modeling import build_model
+    from detectron2.utils.events import EventStorage
+    from tiny_models import distill_cfg, random_batch
+
+    from csgr.release.export import loss_scale_record
+
+    cfg = distill_cfg(str(tmp_path))
+    cfg.MODEL.DISTILL.LOSS_SCALE.MODE = "calibrated"
+    cfg.MODEL.DISTILL.LOSS_SCALE.WARMUP_ITERS = 2
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    with EventStorage() as storage:
+        for it in range(3):
+            storage.iter = it
+            losses = model(random_batch(seed=it))
+            distill = {k: v for k, v in losses.items() if k.startswith("loss_csgr")}
+            if it < 2:
+                assert all(v.item() == 0.0 for v in distill.values())
+            storage.step()
+        assert all(v.item() > 0 for v in distill.values())
+        assert storage.history("loss_scale/CSGR").latest() == model.loss_scale.factors[0].item()
+    record = loss_scale_record(cfg, model.state_dict())
+    assert record == {"mode": "calibrated", "factors": model.loss_scale.factor_dict()}
+    cfg.MODEL.DISTILL.LOSS_SCALE.MODE = "published"
+    assert build_model(cfg).loss_scale is None  # published: no state, checkpoints unchanged

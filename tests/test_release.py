@@ -1,6 +1,5 @@
 """Student release (round trip, vanilla Detectron2 load), model-zoo table, teacher check."""
 
-import importlib.util
 import io
 import json
 import os
@@ -18,7 +17,7 @@ from detectron2.data import transforms as T
 from detectron2.engine import DefaultPredictor
 from detectron2.modeling import build_model
 from detectron2.solver import build_lr_scheduler, build_optimizer
-from tiny_models import ROOT, distill_cfg, save_teacher, tiny_cfg
+from tiny_models import distill_cfg, load_tool, save_teacher, tiny_cfg
 
 import csgr  # noqa: F401
 from csgr.data.datasets import SHAPES_CATEGORIES, generate_shapes_dataset
@@ -30,14 +29,6 @@ METRICS = [
     {"iteration": 1, "total_loss": 2.0, "loss_cls": 0.8, "loss_csgr_cat": 0.4, "time": 0.35},
     {"iteration": 1, "bbox/AP": 12.5, "bbox/AP50": 30.0},
 ]
-
-
-def load_tool(name):
-    """A tools/<name>.py script as a module (its ``main(argv)`` is called by the tests)."""
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_metrics(run_dir, records):

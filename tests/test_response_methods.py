@@ -1,6 +1,5 @@
-"""Response-based and seed-003 methods: PCD, DKD, IKD (losses, Distiller, configs, train_net)."""
+"""Response-based methods and IKD: PCD, DKD, IKD (losses, Distiller, configs, train_net)."""
 
-import importlib.util
 import math
 import os
 
@@ -12,17 +11,16 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 from torch import nn
 from torch.nn import functional as F
-from tiny_models import ROOT, config_from_file, random_batch, save_teacher, tiny_cfg
+from tiny_models import ROOT, config_from_file, load_tool, random_batch, save_teacher, tiny_cfg
 
 import csgr  # noqa: F401
-from csgr.config.methods_response import add_response_methods_config
 from csgr.data.datasets import SHAPES_CATEGORIES, generate_shapes_dataset
 from csgr.modeling.losses import DistillBatch
 from csgr.modeling.losses.attention import SpatialAttention
 from csgr.modeling.losses.dkd import DKDLoss, decoupled_kd_terms
 from csgr.modeling.losses.ikd import IKDLoss
 from csgr.modeling.losses.pcd import PCDLoss
-from csgr.modeling.teacher_outputs import check_head_requirements
+from csgr.modeling.recorders import check_head_requirements
 
 RCNN, RETINA = "GeneralizedRCNN", "RetinaNet"
 
@@ -289,7 +287,6 @@ def teachers(tmp_path_factory):
 
 def _distill_cfg(teachers, method, student_arch, teacher_arch, num_classes=3):
     cfg = tiny_cfg(student_arch, num_classes=num_classes)
-    add_response_methods_config(cfg)
     cfg.MODEL.META_ARCHITECTURE = "Distiller"
     cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = student_arch
     cfg.MODEL.DISTILL.METHODS = [method]
@@ -402,11 +399,7 @@ def test_train_net_two_iterations(
     config_file = str(tmp_path / f"{method}.yaml")
     with open(config_file, "w") as f:
         f.write(cfg.dump())
-    spec = importlib.util.spec_from_file_location(
-        "train_net", os.path.join(ROOT, "tools", "train_net.py")
-    )
-    train_net = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_net)
+    train_net = load_tool("train_net")
     from detectron2.engine import default_argument_parser
 
     train_net.main(default_argument_parser().parse_args(["--config-file", config_file]))

@@ -1,7 +1,6 @@
 """The offline shapes dataset: generator determinism and content, lazy catalog generation,
 concurrency, the CLI, and Detectron2's mapper and COCO evaluator on it."""
 
-import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -13,12 +12,12 @@ from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
 from detectron2.evaluation import COCOEvaluator
 from detectron2.structures import Boxes, BoxMode, Instances
 from pycocotools import mask as mask_util
+from tiny_models import load_script
 
 import csgr  # noqa: F401  registers the datasets
 from csgr.data.datasets import SHAPES_CATEGORIES, ensure_shapes_dataset, generate_shapes_dataset
 from csgr.data.datasets import shapes as shapes_module
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"seed": 7, "num_train": 6, "num_val": 4, "image_size": 96}
 
 
@@ -230,11 +229,7 @@ def test_coco_evaluator_scores_ground_truth(root, tmp_path, shift_class, expecte
 
 
 def test_cli_generates_and_refuses_to_overwrite(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "generate_shapes", os.path.join(REPO, "datasets", "generate_shapes.py")
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script(os.path.join("datasets", "generate_shapes.py"))
     args = [
         "--root",
         str(tmp_path),

@@ -45,3 +45,19 @@ def test_unknown_part_is_named():
     student, teacher = pair("RetinaNet")
     with pytest.raises(ValueError, match="unknown parts \\['backbone'\\]"):
         init_student_from_teacher(student, teacher, ["backbone"])
+
+
+def test_distiller_config_key(tmp_path):
+    from detectron2.modeling import build_model
+    from tiny_models import distill_cfg
+
+    cfg = distill_cfg(str(tmp_path), fpn_channels=64)  # the saved teacher's FPN width
+    cfg.MODEL.DISTILL.STUDENT_INIT_FROM_TEACHER = ["neck", "head"]
+    model = build_model(cfg)
+    mine, theirs = model.student.state_dict(), model.teacher.state_dict()
+    for key in ("backbone.fpn_output3.weight", "roi_heads.box_predictor.cls_score.weight"):
+        assert torch.equal(mine[key], theirs[key]), key
+    cfg.MODEL.DISTILL.STUDENT_INIT_FROM_TEACHER = []
+    model = build_model(cfg)
+    key = "roi_heads.box_predictor.cls_score.weight"
+    assert not torch.equal(model.student.state_dict()[key], model.teacher.state_dict()[key])

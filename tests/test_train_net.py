@@ -1,6 +1,5 @@
 """tools/train_net.py end to end on the CPU: train, checkpoint, resume, evaluate (COCO and VOC)."""
 
-import importlib.util
 import json
 import math
 import os
@@ -10,18 +9,9 @@ import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_pascal_voc
 from detectron2.engine import default_argument_parser
-from tiny_models import ROOT, tiny_cfg
+from tiny_models import load_tool, tiny_cfg
 
 from csgr.data.datasets import SHAPES_CATEGORIES, generate_shapes_dataset
-
-
-def _load_train_net():
-    spec = importlib.util.spec_from_file_location(
-        "train_net", os.path.join(ROOT, "tools", "train_net.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +47,7 @@ def test_train_resume_and_coco_eval(tmp_path, shapes_root, monkeypatch, restore_
     config_file = str(tmp_path / "tiny.yaml")
     with open(config_file, "w") as f:
         f.write(cfg.dump())
-    train_net = _load_train_net()
+    train_net = load_tool("train_net")
 
     results = _run(train_net, config_file)
     assert math.isfinite(results["bbox"]["AP"])
@@ -127,6 +117,6 @@ def test_eval_with_voc_evaluator(tmp_path, shapes_root, monkeypatch, restore_cat
     config_file = str(tmp_path / "tiny.yaml")
     with open(config_file, "w") as f:
         f.write(cfg.dump())
-    results = _run(_load_train_net(), config_file, eval_only=True)
+    results = _run(load_tool("train_net"), config_file, eval_only=True)
     assert set(results["bbox"]) == {"AP", "AP50", "AP75"}
     assert all(math.isfinite(v) for v in results["bbox"].values())

@@ -12,8 +12,7 @@ from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import default_argument_parser
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_release import load_tool
-from tiny_models import save_teacher, tiny_cfg
+from tiny_models import load_tool, save_teacher, tiny_cfg
 
 import csgr  # noqa: F401
 from csgr.config import add_csgr_config

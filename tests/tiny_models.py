@@ -1,12 +1,13 @@
 """Tiny detector configs, teachers on disk and random batches for CPU tests."""
 
+import importlib.util
 import os
 
 import torch
 from detectron2.config import get_cfg
 from detectron2.structures import Boxes, Instances
 
-from csgr.config import add_csgr_config
+from csgr.config import add_csgr_config, load_config
 from csgr.modeling import build_detector
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -16,12 +17,27 @@ BASES = {
 }
 
 
+def load_script(path):
+    """Import a script of the repository (e.g. ``tools/train_net.py``) as a module.
+
+    Args:
+        path: relative to the repository root.
+    """
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_tool(name):
+    """``tools/<name>.py`` as a module."""
+    return load_script(os.path.join("tools", name + ".py"))
+
+
 def config_from_file(path):
     """A CSGR config (every method's keys) merged from the YAML at ``path``."""
-    cfg = get_cfg()
-    add_csgr_config(cfg)
-    cfg.merge_from_file(path)
-    return cfg
+    return load_config(path)
 
 
 def tiny_cfg(arch="GeneralizedRCNN", depth=18, fpn_channels=32, num_classes=3, size=64, base=None):

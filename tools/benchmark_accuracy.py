@@ -12,26 +12,21 @@ Writes accuracy.md, accuracy.png (AP bar chart) and results.json under --output/
     python tools/benchmark_accuracy.py --detector retinanet --seeds 1 2 3
 
 --reuse skips runs whose folder holds an evaluation and a stamp of the same merged config (and,
-for distilled students, of the same teacher weights). Trailing KEY VALUE opts go to every run.
+for distilled students, of the same teacher weights); runs share the layout of `make main`
+(tools/run_main.py), whose teacher and seed-1 students are reused. Trailing KEY VALUE opts go to
+every run.
 """
 
 import argparse
-import json
 import os
-import platform
 import shlex
 import sys
 
-from csgr.benchmark.accuracy_report import accuracy_goals, accuracy_table, aggregate, bar_chart
-from csgr.benchmark.accuracy_runs import (
-    ACCURACY_METHODS,
-    DETECTORS,
-    final_metrics,
-    plan_runs,
-    run_many,
-    run_or_reuse,
-)
+from csgr.benchmark.accuracy_report import aggregate, write_accuracy_report
+from csgr.benchmark.accuracy_runs import DETECTORS, plan_runs
 from csgr.benchmark.measure import load_average
+from csgr.benchmark.runner import plan_progress, run_experiment
+from csgr.modeling.losses import method_names
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -44,8 +39,10 @@ def parse_args(argv=None):
     parser.add_argument("--teacher-iters", type=int, help="teacher iterations (default: config's)")
     parser.add_argument("--teacher-seed", type=int, default=1)
     parser.add_argument("--teacher-weights", default="", help="use this trained teacher instead")
-    parser.add_argument("--methods", nargs="+", default=ACCURACY_METHODS, metavar="METHOD")
-    parser.add_argument("--output", default=os.path.join(ROOT, "output", "benchmark_accuracy"))
+    parser.add_argument(
+        "--methods", nargs="+", default=method_names(), choices=method_names(), metavar="METHOD"
+    )
+    parser.add_argument("--output", default=os.path.join(ROOT, "output", "shapes"))
     parser.add_argument("--reuse", action="store_true", help="skip finished identical runs")
     parser.add_argument(
         "--jobs", type=int, default=1, help="student runs side by side (threads split evenly)"
@@ -54,54 +51,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def write_outputs(args, argv, agg, results, skipped, failed, seconds, load_before) -> str:
-    """Write accuracy.md, accuracy.png and results.json under --output/<detector>.
-
-    Returns:
-        the markdown report.
-    """
-    counts = {label: len(runs) for label, runs in results.items()}
-    out_dir = os.path.join(os.path.abspath(args.output), args.detector)
-    teacher_name, student_name, _ = DETECTORS[args.detector]
-    title = f"shapes {args.detector}: students {student_name}, teacher {teacher_name}"
-    schedule = f"iterations: students {args.iters or 'config'}, teacher " + (
-        "given" if args.teacher_weights else str(args.teacher_iters or "config")
-    )
-    chart = os.path.join(out_dir, "accuracy.png")
-    chart_title = f"shapes {args.detector}: students {student_name}\nteacher {teacher_name}"
-    bar_chart(agg, chart, f"{chart_title}\n{schedule}; student seeds {args.seeds}")
-    command = "python tools/benchmark_accuracy.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
-    lines = ["```", command, "```", "", f"{title}; {schedule}; student seeds {args.seeds}", ""]
-    lines += [accuracy_table(agg, counts), "", *accuracy_goals(agg)]
-    lines += [f"- {m}: skipped ({why})" for m, why in skipped.items()]
-    lines += [f"- {run}: FAILED ({why})" for run, why in failed.items()]
-    lines += [
-        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-        f"before: {load_before}; after: {load_average()}",
-        "- wall time of one run, train + eval (min, mean over seeds; a reused run's as recorded): "
-        + ", ".join(f"{k} {sum(v) / len(v) / 60:.1f}" for k, v in seconds.items()),
-        f"- chart: {chart}",
-    ]
-    report = "\n".join(lines) + "\n"
-    with open(os.path.join(out_dir, "accuracy.md"), "w") as f:
-        f.write(report)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"results": results, "skipped": skipped, "failed": failed}, f, indent=1)
-    return report
-
-
 def main(argv=None):
     args = parse_args(argv)
-    unknown = sorted(set(args.methods) - set(ACCURACY_METHODS))
-    if unknown:
-        sys.exit(f"unknown methods {unknown}; choose from {ACCURACY_METHODS}")
     teacher, students, skipped = plan_runs(
         args.detector,
         args.methods,
         args.seeds,
         args.output,
+        ROOT,
         iters=args.iters,
         teacher_iters=args.teacher_iters,
         teacher_seed=args.teacher_seed,
@@ -109,31 +66,33 @@ def main(argv=None):
         extra_opts=tuple(args.opts),
     )
     load_before = load_average()
-    results, seconds, failed = {}, {}, {}
-    if teacher is not None:
-        metrics, secs, _ = run_or_reuse(teacher, args.reuse)
-        results["teacher"] = [metrics]
-        seconds["teacher"] = [secs]
-    else:
-        metrics = final_metrics(os.path.dirname(os.path.abspath(args.teacher_weights)))
-        if metrics is not None:  # the given teacher's own evaluation, when next to it
-            results["teacher"] = [metrics]
-    for run, outcome in zip(students, run_many(students, args.reuse, args.jobs)):
-        if isinstance(outcome, RuntimeError):  # report it; the other runs went on
-            msg = [line for line in str(outcome).splitlines() if line.strip()]
-            failed[f"{run.label} seed {run.seed}"] = f"{msg[0]} ... {msg[-1][:300]}"
-            print(outcome, file=sys.stderr)
-            continue
-        metrics, secs, _ = outcome
-        results.setdefault(run.label, []).append(metrics)
-        seconds.setdefault(run.label, []).append(secs)
-
-    agg = aggregate(results)
-    report = write_outputs(args, argv, agg, results, skipped, failed, seconds, load_before)
+    board = plan_progress(teacher, students, args.jobs)
+    experiment = run_experiment(
+        teacher,
+        students,
+        args.reuse,
+        args.reuse,
+        args.jobs,
+        args.teacher_weights,
+        log=board.write,
+        progress=board,
+    )
+    spec = DETECTORS[args.detector]
+    title = f"shapes {args.detector}: students {spec.baseline}, teacher {spec.teacher}"
+    schedule = f"iterations: students {args.iters or 'config'}, teacher " + (
+        "given" if args.teacher_weights else str(args.teacher_iters or "config")
+    )
+    command = "python tools/benchmark_accuracy.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv
+    )
+    out_dir = os.path.join(os.path.abspath(args.output), args.detector)
+    report = write_accuracy_report(
+        out_dir, title, schedule, args.seeds, command, experiment, skipped, load_before
+    )
     print("\n" + report)
-    if failed:
-        sys.exit(f"{len(failed)} run(s) failed: {sorted(failed)}")
-    return agg
+    if experiment.failed:
+        sys.exit(f"{len(experiment.failed)} run(s) failed: {sorted(experiment.failed)}")
+    return aggregate(experiment.results)
 
 
 if __name__ == "__main__":

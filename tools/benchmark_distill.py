@@ -23,8 +23,9 @@ import sys
 
 import torch
 
-from csgr.benchmark.distill_speed import SpeedSettings, default_methods, run_speed_benchmark
+from csgr.benchmark.distill_speed import SpeedSettings, run_speed_benchmark
 from csgr.benchmark.speed_report import speed_report
+from csgr.modeling.losses import method_names
 
 
 def parse_args(argv=None):
@@ -32,7 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--config-file", default="configs/Shapes/csgr_frcnn_r18_r34.yaml")
     parser.add_argument("--teacher-config", help="override MODEL.DISTILL.TEACHER.CONFIG_FILE")
     parser.add_argument("--teacher-weights", default="", help="default: random, in a tmp file")
-    parser.add_argument("--methods", nargs="+", default=default_methods())
+    parser.add_argument("--methods", nargs="+", default=method_names())
     parser.add_argument("--height", type=int, default=800)
     parser.add_argument("--width", type=int, default=1333)
     parser.add_argument("--batch", type=int, default=2)
@@ -43,7 +44,8 @@ def parse_args(argv=None):
         "--precisions",
         nargs="+",
         choices=["fp32", "amp"],
-        help="default: fp32 and amp on CUDA, fp32 on the CPU (amp there is bfloat16 autocast)",
+        help="default: fp32 and amp on CUDA, fp32 on the CPU; amp is the trainer's autocast in "
+        "SOLVER.AMP.PRECISION (float16 needs CUDA: add SOLVER.AMP.PRECISION bfloat16 on the CPU)",
     )
     parser.add_argument("--lr", type=float, default=0.0, help="SGD learning rate of the steps")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch default)")

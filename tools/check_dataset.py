@@ -16,24 +16,17 @@ import argparse
 import sys
 
 import csgr  # noqa: F401  registers the project's datasets
+from csgr.config import load_config, num_classes
 from csgr.data.checks import check_dataset
-from csgr.engine import setup_cfg
 from csgr.engine.log_setup import setup_csgr_logger
-from csgr.engine.user_modules import ENV_VAR, import_user_modules
-from csgr.modeling.teacher import num_classes
+from csgr.engine.user_modules import add_register_argument, import_user_modules
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("datasets", nargs="*", metavar="NAME", help="registered dataset names")
     parser.add_argument("--config-file", metavar="FILE", help="check its DATASETS.TRAIN and TEST")
-    parser.add_argument(
-        "--register",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help=f"a .py file or module name to import first (repeatable; ${ENV_VAR} adds more)",
-    )
+    add_register_argument(parser)
     parser.add_argument(
         "--no-images", action="store_true", help="only check that image files exist"
     )
@@ -51,7 +44,7 @@ def main(argv=None):
     import_user_modules(args.register)
     names, classes, skip = list(args.datasets), None, False
     if args.config_file:
-        cfg = setup_cfg(argparse.Namespace(config_file=args.config_file, opts=args.opts), False)
+        cfg = load_config(args.config_file, args.opts)
         names += [n for n in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST) if n not in names]
         classes, skip = num_classes(cfg), bool(cfg.DATALOADER.get("SKIP_BAD_IMAGES", False))
     reports = [check_dataset(n, not args.no_images, classes, skip) for n in names]

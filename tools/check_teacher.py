@@ -2,7 +2,7 @@
 """Evaluate the teacher of a distillation config alone; fail if its AP is too low.
 
     python tools/check_teacher.py --config-file configs/Shapes/csgr_frcnn_r18_r34.yaml \
-        MODEL.DISTILL.TEACHER.WEIGHTS output/main/frcnn/teacher/model_final.pth
+        MODEL.DISTILL.TEACHER.WEIGHTS output/shapes/frcnn/teacher/seed1/model_final.pth
     python tools/check_teacher.py --config-file ... --min-ap 20 --register my_datasets.py
 
 The teacher is built as the Distiller builds it (MODEL.DISTILL.TEACHER.CONFIG_FILE + OPTS,

@@ -17,7 +17,7 @@ from detectron2.utils.logger import setup_logger
 
 import csgr  # noqa: F401  registers the project's datasets (class names for the drawing)
 from csgr.engine.log_setup import setup_csgr_logger
-from csgr.engine.user_modules import import_user_modules
+from csgr.engine.user_modules import add_register_argument, import_user_modules
 from csgr.visualization.demo import released_cfg, run_demo
 
 
@@ -28,9 +28,7 @@ def parse_args(argv=None):
     parser.add_argument("--input", nargs="+", required=True, help="folders, globs or images")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--confidence-threshold", type=float, default=0.5)
-    parser.add_argument(
-        "--register", action="append", default=[], help="module registering datasets (.py/name)"
-    )
+    add_register_argument(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     return parser.parse_args(argv)
 

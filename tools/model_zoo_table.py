@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Write a model-zoo markdown table from run folders (config.yaml + metrics.json [+ release/]).
 
-    python tools/model_zoo_table.py output/main/frcnn/teacher output/main/frcnn/baseline \
-        output/main/frcnn/csgr --url-prefix https://example.org/csgr
-    python tools/model_zoo_table.py csgr_frcnn_r18_r34=output/main/frcnn/csgr ... --readme README.md
+    python tools/model_zoo_table.py teacher=output/shapes/frcnn/teacher/seed1 \
+        baseline=output/shapes/frcnn/baseline/seed1 output/shapes/frcnn/csgr/seed1 \
+        --url-prefix https://example.org/csgr
+    python tools/model_zoo_table.py csgr_frcnn_r18_r34=output/shapes/frcnn/csgr/seed1 ... --readme README.md
 
 A run is PATH or NAME=PATH (NAME is the "config" column; default: the release name, else the
 folder name). The gain of a distilled run is over the baseline among the runs: not distilled,
@@ -16,7 +17,7 @@ import argparse
 import sys
 
 import csgr  # noqa: F401  registers the project's datasets (their evaluator_type)
-from csgr.engine.user_modules import import_user_modules
+from csgr.engine.user_modules import add_register_argument, import_user_modules
 from csgr.release.model_zoo import model_zoo_table, read_run, replace_section
 
 
@@ -24,14 +25,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", metavar="[NAME=]RUN", help="run folders")
     parser.add_argument("--url-prefix", default="", help="prefix of the download links")
-    parser.add_argument(
-        "--register",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="a .py file or module registering your datasets (their evaluator_type says AP or "
-        "AP50); repeatable, $CSGR_REGISTER adds more",
-    )
+    add_register_argument(parser)  # your datasets: their evaluator_type says AP or AP50
     parser.add_argument("--output", help="write the table to this markdown file")
     parser.add_argument(
         "--readme",

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Plot training curves of one or more runs (metrics.json) into one PNG, runs overlaid.
 
-    python tools/plot_curves.py baseline=output/main/frcnn/baseline csgr=output/main/frcnn/csgr \
-        --output output/main/frcnn/curves.png [--smooth 5] [--keys total_loss loss_csgr_cat]
+    python tools/plot_curves.py baseline=output/shapes/frcnn/baseline/seed1 csgr=output/shapes/frcnn/csgr/seed1 \
+        --output output/shapes/frcnn/curves.png [--smooth 5] [--keys total_loss loss_csgr_cat]
 
 A run is [LABEL=]PATH, PATH a metrics.json or its folder. Panels: total_loss, every loss_* term
 (student and distillation terms), and bbox/AP (bbox/AP50 on PASCAL VOC) over iterations.

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Release the student of a distillation run as a plain Detectron2 model (model-zoo style).
 
-    python tools/release_student.py output/main/frcnn/csgr
-    python tools/release_student.py output/main/frcnn/csgr/model_final.pth --name csgr_frcnn_r18 \
+    python tools/release_student.py output/shapes/frcnn/csgr/seed1
+    python tools/release_student.py output/shapes/frcnn/csgr/seed1/model_final.pth --name csgr_frcnn_r18 \
         --output release/ --url-prefix https://example.org/csgr/
 
 Writes <name>_<hash>.pth (student weights only), <name>_<hash>.yaml (vanilla Detectron2 config),

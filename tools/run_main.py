@@ -1,14 +1,21 @@
 #!/usr/bin/env python
 """The main job: baseline student vs CSGR student on the offline shapes dataset.
 
+A preset of the experiment runner of tools/benchmark_accuracy.py (same run layout, so each reuses
+the other's finished runs):
+
 1. trains the teacher, or reuses it when its folder holds a finished run of the same merged
    config (``--retrain-teacher`` trains it again),
 2. trains the baseline student and the CSGR student on an identical schedule and seed (side by
    side, each on half the cores, with ``--jobs 2``, the default),
-3. evaluates both and prints AP, AP50, AP75, APs, APm, APl with the difference.
+3. evaluates both and prints AP, AP50, AP75, APs, APm, APl with the difference,
+4. writes the training curves of the three runs overlaid and CSGR's category-attention and
+   relation maps of the first validation image (teacher vs student), and prints where.
+
+While the runs train, each shows a live progress line (iteration, s/it, ETA, loss, then AP).
 
 Every run goes through tools/train_net.py, as a user would run it; outputs go to
-``--output`` (default output/main/<detector>).
+``--output/<detector>/<teacher|baseline|csgr>/seed<k>`` (default output/shapes).
 
     python tools/run_main.py                     # Faster R-CNN (default)
     python tools/run_main.py --detector retinanet
@@ -22,35 +29,19 @@ import os
 import sys
 import time
 
-from tabulate import tabulate
-
-from csgr.benchmark.accuracy_runs import (
-    DETECTORS,
-    METRICS,
-    Run,
-    run_many,
-    run_or_reuse,
-    schedule_opts,
-)
+from csgr.benchmark.accuracy_report import comparison_table
+from csgr.benchmark.accuracy_runs import DETECTORS, plan_runs
+from csgr.benchmark.runner import plan_progress, run_experiment
+from csgr.visualization.job_pictures import write_job_pictures
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-
-
-def fmt(value: float, signed: bool = False) -> str:
-    """A metric for the table; COCO reports -1/NaN where a size range has no objects."""
-    if value != value or value < 0 and not signed:
-        return "n/a"
-    return f"{value:+.2f}" if signed else f"{value:.2f}"
-
-
-def cfg(name: str) -> str:
-    return os.path.join("configs", "Shapes", name + ".yaml")
+METHOD = "CSGR"
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--detector", choices=sorted(DETECTORS), default="frcnn")
-    parser.add_argument("--output", default=os.path.join(ROOT, "output", "main"))
+    parser.add_argument("--output", default=os.path.join(ROOT, "output", "shapes"))
     parser.add_argument("--iters", type=int, help="student iterations (default: the config's)")
     parser.add_argument("--teacher-iters", type=int, help="teacher iterations (default: config's)")
     parser.add_argument("--seed", type=int, default=1, help="SEED of both students")
@@ -65,42 +56,45 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    teacher_name, student_name, method_name = DETECTORS[args.detector]
-    out = os.path.join(os.path.abspath(args.output), args.detector)
     start = time.perf_counter()
-    times = {}
-
-    teacher = Run(
-        "teacher", 1, cfg(teacher_name), os.path.join(out, "teacher"),
-        schedule_opts(args.teacher_iters) + args.opts,
-    )  # fmt: skip
-    results = {}
-    results["teacher"], times["teacher"], reused = run_or_reuse(
-        teacher, reuse=not args.retrain_teacher
+    teacher, students, _ = plan_runs(
+        args.detector,
+        [METHOD],
+        [args.seed],
+        args.output,
+        ROOT,
+        iters=args.iters,
+        teacher_iters=args.teacher_iters,
+        extra_opts=tuple(args.opts),
     )
-    if reused:
+    board = plan_progress(teacher, students, args.jobs)
+    experiment = run_experiment(
+        teacher,
+        students,
+        not args.retrain_teacher,
+        args.reuse_students,
+        args.jobs,
+        log=board.write,
+        progress=board,
+    )
+    if experiment.failed:
+        sys.exit("\n".join(f"{run}: {why}" for run, why in experiment.failed.items()))
+    if experiment.reused["teacher"][0]:
         print(f"Reused the teacher in {teacher.output_dir} (--retrain-teacher trains it again)")
-        del times["teacher"]  # the recorded time of an earlier run, not part of this one
-    teacher_weights = os.path.join(teacher.output_dir, "model_final.pth")
-
-    opts = schedule_opts(args.iters) + ["SEED", str(args.seed)] + args.opts
-    students = [
-        Run("baseline", args.seed, cfg(student_name), os.path.join(out, "baseline"), opts),
-        Run(
-            "CSGR", args.seed, cfg(method_name.format(method="csgr")), os.path.join(out, "csgr"),
-            opts + ["MODEL.DISTILL.TEACHER.WEIGHTS", teacher_weights], depends_on=teacher_weights,
-        ),
-    ]  # fmt: skip
-    for run, outcome in zip(students, run_many(students, args.reuse_students, args.jobs)):
-        if isinstance(outcome, RuntimeError):
-            sys.exit(str(outcome))
-        results[run.label], times[run.label], _ = outcome
-
-    rows = [[label, *(fmt(results[label][m]) for m in METRICS)] for label in results]
-    diff = [results["CSGR"][m] - results["baseline"][m] for m in METRICS]
-    rows.append(["CSGR - baseline", *(fmt(d, signed=True) for d in diff)])
-    print(f"\nOffline shapes, {args.detector}: teacher {teacher_name}, student {student_name}")
-    print(tabulate(rows, headers=["model", *METRICS], tablefmt="github", disable_numparse=True))
+    results = {label: runs[0] for label, runs in experiment.results.items()}
+    # a reused run's recorded time belongs to an earlier job, not to this one
+    times = {
+        label: secs[0]
+        for label, secs in experiment.seconds.items()
+        if not experiment.reused[label][0]
+    }
+    spec = DETECTORS[args.detector]
+    print(f"\nOffline shapes, {args.detector}: teacher {spec.teacher}, student {spec.baseline}")
+    print(comparison_table(results, METHOD))
+    runs = {run.label: run.output_dir for run in [teacher, *students]}
+    pictures_dir = os.path.join(os.path.abspath(args.output), args.detector, "pictures")
+    pictures = write_job_pictures(pictures_dir, runs, distill_run=runs[METHOD])
+    print(f"Pictures: curves {pictures[0]}; attention maps in {os.path.dirname(pictures[1])}")
     print(
         "Wall time: "
         + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items())

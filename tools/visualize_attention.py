@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Draw CSGR's category attention maps and criss-cross relations of one image, teacher vs student.
 
-    python tools/visualize_attention.py --config-file output/main/frcnn/csgr/config.yaml \
-        --weights output/main/frcnn/csgr/model_final.pth --input image.jpg \
-        --output output/main/frcnn/csgr/attention [--levels p2 p3 | --levels all] [--pixel X Y]
+    python tools/visualize_attention.py --config-file output/shapes/frcnn/csgr/seed1/config.yaml \
+        --weights output/shapes/frcnn/csgr/seed1/model_final.pth --input image.jpg \
+        --output output/shapes/frcnn/csgr/seed1/attention [--levels p2 p3 | --levels all] [--pixel X Y]
 
 Writes category_<level>_<k>_<class>.png (image | teacher | student attention of class k) and
 relation_<level>.png (the criss-cross attention weights of --pixel over its row and column).
@@ -16,7 +16,7 @@ from detectron2.utils.logger import setup_logger
 
 import csgr  # noqa: F401  registers the Distiller, the losses and the datasets
 from csgr.engine import setup_cfg
-from csgr.engine.user_modules import import_user_modules
+from csgr.engine.user_modules import add_register_argument
 from csgr.visualization.attention import load_distiller, write_attention_pictures
 
 
@@ -29,9 +29,7 @@ def parse_args(argv=None):
     parser.add_argument("--levels", nargs="+", help="FPN levels, or 'all' (default: the finest)")
     parser.add_argument("--pixel", nargs=2, type=int, metavar=("X", "Y"), help="default: centre")
     parser.add_argument("--step", type=int, default=0, help="recurrence pass of the relation map")
-    parser.add_argument(
-        "--register", action="append", default=[], help="module registering datasets (.py/name)"
-    )
+    add_register_argument(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     return parser.parse_args(argv)
 
@@ -39,8 +37,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     setup_logger(name="csgr")
-    import_user_modules(args.register)
-    cfg = setup_cfg(args, freeze=False)
+    cfg = setup_cfg(args, freeze=False)  # imports the --register modules
     cfg.freeze()
     image = cv2.imread(args.input, cv2.IMREAD_COLOR)
     if image is None:

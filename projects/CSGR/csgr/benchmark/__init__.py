@@ -1,3 +1,4 @@
-"""Benchmarks of the distillation toolkit: speed and memory of a training step, and accuracy of
-each method side by side. Used by ``tools/benchmark_distill.py`` and
-``tools/benchmark_accuracy.py``; not imported by ``import csgr``."""
+"""Benchmarks of the distillation toolkit: speed and memory of a training step, and the experiment
+runner of the shapes runs (accuracy of each method side by side; ``make main`` is a preset). Used
+by ``tools/benchmark_distill.py``, ``tools/benchmark_accuracy.py`` and ``tools/run_main.py``; not
+imported by ``import csgr``."""

@@ -1,14 +1,44 @@
-"""Aggregating the accuracy benchmark over seeds: markdown table, goals and bar chart."""
+"""Reports of the shapes experiments: ``make main``'s comparison table, and the accuracy
+benchmark aggregated over seeds (markdown table, goals, bar chart, report files)."""
 
+import json
 import math
+import os
+import platform
 import statistics
 from typing import Dict, List, Optional
 
 from tabulate import tabulate
 
 from .accuracy_runs import METRICS
+from .runner import ExperimentResult
+from .measure import load_average
 
-__all__ = ["aggregate", "accuracy_table", "accuracy_goals", "bar_chart"]
+__all__ = [
+    "comparison_table",
+    "aggregate",
+    "accuracy_table",
+    "accuracy_goals",
+    "bar_chart",
+    "write_accuracy_report",
+]
+
+
+def _fmt(value: float, signed: bool = False) -> str:
+    """A metric for a table; COCO reports -1/NaN where a size range has no objects."""
+    if value != value or value < 0 and not signed:
+        return "n/a"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def comparison_table(results: Dict[str, Dict[str, float]], method: str) -> str:
+    """Markdown table of one seed's runs (one row per label, in order) and the difference of
+    ``method`` to the baseline."""
+    rows = [[label, *(_fmt(results[label][m]) for m in METRICS)] for label in results]
+    diff = [results[method][m] - results["baseline"][m] for m in METRICS]
+    rows.append([f"{method} - baseline", *(_fmt(d, signed=True) for d in diff)])
+    return tabulate(rows, headers=["model", *METRICS], tablefmt="github", disable_numparse=True)
+
 
 _COLORS = {"baseline": "tab:gray", "CSGR": "tab:red"}
 
@@ -112,3 +142,53 @@ def bar_chart(agg: Dict[str, Dict[str, dict]], path: str, title: str, metric: st
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def write_accuracy_report(
+    out_dir: str,
+    title: str,
+    schedule: str,
+    seeds: List[int],
+    command: str,
+    experiment: ExperimentResult,
+    skipped: Dict[str, str],
+    load_before: str,
+) -> str:
+    """Write ``accuracy.md``, ``accuracy.png`` and ``results.json`` of a benchmark to ``out_dir``.
+
+    Args:
+        title: what was compared (dataset, detector, students, teacher).
+        schedule: the schedule, in words.
+        seeds: the students' seeds.
+        command: the command that reproduces the report.
+        skipped: methods not run, and why.
+        load_before: the machine's load when the runs started.
+
+    Returns:
+        the markdown report.
+    """
+    results, seconds = experiment.results, experiment.seconds
+    agg = aggregate(results)
+    chart = os.path.join(out_dir, "accuracy.png")
+    chart_title = title.replace(", ", "\n", 1)  # "<students>\n<teacher>": short lines
+    bar_chart(agg, chart, f"{chart_title}\n{schedule}; student seeds {seeds}")
+    counts = {label: len(runs) for label, runs in results.items()}
+    lines = ["```", command, "```", "", f"{title}; {schedule}; student seeds {seeds}", ""]
+    lines += [accuracy_table(agg, counts), "", *accuracy_goals(agg)]
+    lines += [f"- {m}: skipped ({why})" for m, why in skipped.items()]
+    lines += [f"- {run}: FAILED ({why})" for run, why in experiment.failed.items()]
+    lines += [
+        f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"before: {load_before}; after: {load_average()}",
+        "- wall time of one run, train + eval (min, mean over seeds; a reused run's as recorded): "
+        + ", ".join(f"{k} {sum(v) / len(v) / 60:.1f}" for k, v in seconds.items()),
+        f"- chart: {chart}",
+    ]
+    report = "\n".join(lines) + "\n"
+    with open(os.path.join(out_dir, "accuracy.md"), "w") as f:
+        f.write(report)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(
+            {"results": results, "skipped": skipped, "failed": experiment.failed}, f, indent=1
+        )
+    return report

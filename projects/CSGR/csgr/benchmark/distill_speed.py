@@ -21,22 +21,13 @@ from typing import Dict, List, Optional
 import torch
 from detectron2.utils.events import EventStorage
 
-from ..modeling import DISTILL_LOSS_REGISTRY
-from ..modeling.teacher import num_classes
+from ..modeling.losses import method_names
+from ..config import num_classes
 from . import steps
 from .inputs import synthetic_batch
 from .measure import MIB, interleaved_times_ms, load_average, median, peak_bytes
 
-__all__ = ["SpeedSettings", "METHOD_ORDER", "default_methods", "run_speed_benchmark", "csgr_goals"]
-
-# The order of the methods in tables; registered methods not listed here come after, sorted.
-METHOD_ORDER = ["CSGR", "FGD", "MSE", "PKD", "CWD", "MGD", "PCD", "DKD", "IKD"]
-
-
-def default_methods() -> List[str]:
-    """Every registered distillation method, in table order."""
-    registered = {name for name, _ in DISTILL_LOSS_REGISTRY}
-    return [m for m in METHOD_ORDER if m in registered] + sorted(registered - set(METHOD_ORDER))
+__all__ = ["SpeedSettings", "run_speed_benchmark", "csgr_goals"]
 
 
 @dataclass
@@ -45,7 +36,7 @@ class SpeedSettings:
 
     config_file: str
     opts: List[str] = field(default_factory=list)
-    methods: List[str] = field(default_factory=default_methods)
+    methods: List[str] = field(default_factory=method_names)
     height: int = 800
     width: int = 1333
     batch: int = 2
@@ -63,13 +54,13 @@ def _first_sentence(message: str) -> str:
     return message.split("; ")[0].strip()
 
 
-def _build_cases(cfg, settings: SpeedSettings, batch, amp: bool):
+def _build_cases(cfg, settings: SpeedSettings, batch):
     """Callables of every case, their models for the memory accounting, and skipped methods."""
     student = steps.build_student(cfg, settings.seed)
-    cases = {"student": steps.make_train_step(student, cfg, batch, amp)}
+    cases = {"student": steps.make_train_step(student, cfg, batch)}
     models = {"student": (student, None)}
     plain = steps.build_teacher_holder(cfg, settings.seed)
-    cases["teacher"] = steps.make_teacher_forward(plain, batch, amp)
+    cases["teacher"] = steps.make_teacher_forward(plain, cfg, batch)
     models["teacher"] = (None, plain.teacher)
     skipped = {}
     for method in settings.methods:
@@ -78,9 +69,9 @@ def _build_cases(cfg, settings: SpeedSettings, batch, amp: bool):
         except ValueError as e:  # the method does not apply to this student or teacher
             skipped[method] = _first_sentence(str(e))
             continue
-        cases[f"distill:{method}"] = steps.make_train_step(distiller, cfg, batch, amp)
+        cases[f"distill:{method}"] = steps.make_train_step(distiller, cfg, batch)
         models[f"distill:{method}"] = (distiller, distiller.teacher)
-        cases[f"loss:{method}"] = steps.make_loss_step(distiller, batch, amp)
+        cases[f"loss:{method}"] = steps.make_loss_step(distiller, cfg, batch)
     return cases, models, skipped
 
 
@@ -136,9 +127,9 @@ def run_speed_benchmark(settings: SpeedSettings) -> dict:
         images_per_s, peak_mib, state_mib; for methods also ratio = (c)/((a)+(b)), loss_ms,
         loss_share = loss_ms/(a), residual_share = ((c)-(a)-(b))/(a), or a note when skipped).
     """
-    unknown = [m for m in settings.methods if m not in DISTILL_LOSS_REGISTRY]
+    unknown = [m for m in settings.methods if m not in method_names()]
     if unknown:
-        raise KeyError(f"unknown methods {unknown}; registered: {default_methods()}")
+        raise KeyError(f"unknown methods {unknown}; registered: {method_names()}")
     device = torch.device(settings.device)
     meta = {"load_before": load_average(), "threads": torch.get_num_threads()}
     meta["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -156,13 +147,14 @@ def run_speed_benchmark(settings: SpeedSettings) -> dict:
             cfg.MODEL.DISTILL.TEACHER.WEIGHTS = path
             meta["teacher_weights"] = "random (saved to a temporary file)"
         meta["student"] = cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
+        meta["amp_precision"] = cfg.SOLVER.AMP.PRECISION
         meta["teacher_config"] = cfg.MODEL.DISTILL.TEACHER.CONFIG_FILE
         batch = synthetic_batch(
             settings.batch, settings.height, settings.width, num_classes(cfg), seed=settings.seed
         )
         for precision in settings.precisions:
-            amp = precision == "amp"
-            cases, models, skipped = _build_cases(cfg, settings, batch, amp)
+            run_cfg = steps.with_amp(cfg, precision == "amp")
+            cases, models, skipped = _build_cases(run_cfg, settings, batch)
             measured = _measure(cases, models, settings, device)
             results[precision] = _rows(measured, settings, skipped)
             del cases, models

@@ -30,6 +30,7 @@ EXPLANATION = """\
 - (a): the student alone (plain detector), forward + backward + SGD step; (b): the teacher's
   backbone+FPN forward under no_grad with its own preprocessing (the Distiller's code path);
   (c): the Distiller's training step with that single method (student, teacher, losses, step).
+  (a) and (c) are the trainer's own step (non-finite-loss guard, metrics, SOLVER.AMP autocast).
 - loss f+b: the method's loss modules alone: their forward plus a backward of the distillation
   terms only, down to leaf copies of the student features/head outputs of a real step (so it
   includes the losses' own parameters, e.g. adapters and criss-cross attention, but not the
@@ -82,7 +83,8 @@ def speed_report(result: dict, command: str = "") -> str:
         f"- before: {meta['load_before']}; after: {meta['load_after']}",
     ]
     for precision, rows in result["results"].items():
-        lines += ["", f"**{precision}**", "", speed_table(rows)]
+        name = f"amp ({meta['amp_precision']})" if precision == "amp" else precision
+        lines += ["", f"**{name}**", "", speed_table(rows)]
         goals = csgr_goals(rows)
         if goals:
             lines.append("")

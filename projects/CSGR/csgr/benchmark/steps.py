@@ -11,24 +11,28 @@ Three kinds of work are timed on the same inputs:
 """
 
 import dataclasses
-from typing import Callable, Dict, List, Optional
+import itertools
+from typing import Callable, List, Optional
 
 import torch
-from detectron2.config import CfgNode, get_cfg
+from detectron2.config import CfgNode
 from detectron2.modeling import build_model
 from detectron2.solver import build_optimizer
 from torch import nn
 
-from ..config import add_csgr_config
+from ..config import load_config, num_classes
+from ..engine.loop import amp_dtype, build_train_loop
 from ..modeling import DistillBatch, build_detector
 from ..modeling.meta_arch.distiller import Distiller
-from ..modeling.teacher import build_teacher, get_teacher_cfg, num_classes, resolve_path
+from ..modeling.teacher import build_teacher, get_teacher_cfg
 
 __all__ = [
     "load_distill_cfg",
     "save_random_teacher",
     "build_student",
     "build_distiller",
+    "build_teacher_holder",
+    "with_amp",
     "autocast",
     "make_train_step",
     "make_teacher_forward",
@@ -45,10 +49,7 @@ def load_distill_cfg(config_file: str, opts: List[str], device: str) -> CfgNode:
     Raises:
         ValueError: the config is not a Distiller config.
     """
-    cfg = get_cfg()
-    add_csgr_config(cfg)
-    cfg.merge_from_file(resolve_path(config_file))
-    cfg.merge_from_list(list(opts))
+    cfg = load_config(config_file, opts)
     if cfg.MODEL.META_ARCHITECTURE != "Distiller":
         raise ValueError(f"{config_file} is not a Distiller config (MODEL.META_ARCHITECTURE)")
     cfg.MODEL.DEVICE = device
@@ -94,61 +95,53 @@ def build_teacher_holder(cfg: CfgNode, seed: int = 0) -> nn.Module:
     return Distiller(student=student, teacher=teacher, losses={}).train()
 
 
-def autocast(device: torch.device, amp: bool):
-    """Autocast as Detectron2's AMP trainer uses it: float16 on CUDA, bfloat16 on the CPU."""
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device.type, dtype=dtype, enabled=amp)
+def with_amp(cfg: CfgNode, amp: bool) -> CfgNode:
+    """A copy of ``cfg`` with ``SOLVER.AMP.ENABLED = amp`` (its ``SOLVER.AMP.PRECISION`` kept)."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.SOLVER.AMP.ENABLED = amp
+    return cfg
 
 
-def make_train_step(
-    model: nn.Module, cfg: CfgNode, batch: List[dict], amp: bool = False
-) -> Callable[[], None]:
-    """One training step of ``model`` on ``batch``: forward, backward of the summed losses and an
-    optimizer step (Detectron2's ``build_optimizer``; a GradScaler under AMP on CUDA)."""
+def autocast(cfg: CfgNode):
+    """The autocast context of a training step of ``cfg``: ``SOLVER.AMP.PRECISION`` on the
+    device of ``MODEL.DEVICE`` when ``SOLVER.AMP.ENABLED``, else none (as the trainer's)."""
+    dtype = amp_dtype(cfg)
+    device_type = torch.device(cfg.MODEL.DEVICE).type
+    return torch.autocast(device_type, dtype=dtype, enabled=dtype is not None)
+
+
+def make_train_step(model: nn.Module, cfg: CfgNode, batch: List[dict]) -> Callable[[], None]:
+    """One training step of ``model`` on ``batch``, exactly as training runs it: the trainer's
+    :class:`~csgr.engine.loop.GuardedTrainer` step (forward under ``SOLVER.AMP``, the
+    non-finite-loss guard, backward, metrics, optimizer step of Detectron2's
+    ``build_optimizer``). Call it inside an ``EventStorage``."""
     optimizer = build_optimizer(cfg, model)
-    device = model.device
-    scaler = torch.amp.GradScaler("cuda") if amp and device.type == "cuda" else None
+    loop = build_train_loop(cfg, model, itertools.repeat(batch), optimizer)
 
     def step():
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(device, amp):
-            losses = model(batch)
-        total = sum(losses.values())
-        if scaler is None:
-            total.backward()
-            optimizer.step()
-        else:
-            scaler.scale(total).backward()
-            scaler.step(optimizer)
-            scaler.update()
+        loop.run_step()
+        loop.iter += 1
 
     step.optimizer = optimizer
     return step
 
 
-def make_teacher_forward(distiller: nn.Module, batch: List[dict], amp: bool = False):
-    """The teacher's backbone+FPN forward under no_grad, through the Distiller's own code path."""
-    device = distiller.device
+def make_teacher_forward(distiller: nn.Module, cfg: CfgNode, batch: List[dict]):
+    """The teacher's backbone+FPN forward under no_grad: the Distiller's own code path."""
 
     def forward():
-        with autocast(device, amp):
-            return distiller._teacher_features(batch)  # the exact path of a training step
+        with autocast(cfg):
+            return distiller.teacher_features(batch)
 
     return forward
 
 
-def capture_distill_batch(distiller: nn.Module, batch: List[dict], amp: bool = False):
-    """The :class:`DistillBatch` the Distiller gives its loss modules on ``batch`` (one forward
-    under no_grad)."""
-    captured = {}
-    first = next(iter(distiller.distill_losses.values()))
-    handle = first.register_forward_pre_hook(lambda m, args: captured.setdefault("b", args[0]))
-    try:
-        with torch.no_grad(), autocast(distiller.device, amp):
-            distiller(batch)
-    finally:
-        handle.remove()
-    return captured["b"]
+def capture_distill_batch(distiller: nn.Module, cfg: CfgNode, batch: List[dict]) -> DistillBatch:
+    """The :class:`DistillBatch` the Distiller gives its loss modules on ``batch`` (one
+    training forward under no_grad)."""
+    with torch.no_grad(), autocast(cfg):
+        return distiller.distill_batch(batch)[1]
 
 
 def _as_leaves(obj, leaves: List[torch.Tensor]):
@@ -165,9 +158,7 @@ def _as_leaves(obj, leaves: List[torch.Tensor]):
     return obj
 
 
-def make_loss_step(
-    distiller: nn.Module, batch: List[dict], amp: bool = False
-) -> Callable[[], None]:
+def make_loss_step(distiller: nn.Module, cfg: CfgNode, batch: List[dict]) -> Callable[[], None]:
     """Forward of the Distiller's loss modules plus a backward of their terms alone.
 
     The student's features and head outputs of one real step become leaf tensors, so the
@@ -175,7 +166,7 @@ def make_loss_step(
     attention blocks), not the student network (whose backward, in a real step, is shared with
     the detection losses). Terms without a gradient are only computed.
     """
-    captured: DistillBatch = capture_distill_batch(distiller, batch, amp)
+    captured = capture_distill_batch(distiller, cfg, batch)
     leaves: List[torch.Tensor] = []
     leaf_batch = dataclasses.replace(
         captured,
@@ -183,16 +174,13 @@ def make_loss_step(
         student_outputs=_as_leaves(captured.student_outputs, leaves),
     )
     modules = distiller.distill_losses
-    device = distiller.device
 
     def step():
         for t in leaves:
             t.grad = None
         modules.zero_grad(set_to_none=True)
-        with autocast(device, amp):
-            terms: Dict[str, torch.Tensor] = {}
-            for module in modules.values():
-                terms.update(module(leaf_batch))
+        with autocast(cfg):
+            terms = distiller.distill_loss_terms(leaf_batch)
         total = sum(terms.values())
         if total.requires_grad:
             total.backward()

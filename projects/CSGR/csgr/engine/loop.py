@@ -21,7 +21,7 @@ from detectron2.engine import SimpleTrainer
 from ..config.reliability import AMP_PRECISIONS
 from .nan_guard import check_finite_losses
 
-__all__ = ["GuardedTrainer", "build_train_loop"]
+__all__ = ["GuardedTrainer", "amp_dtype", "build_train_loop"]
 
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -113,30 +113,40 @@ class GuardedTrainer(SimpleTrainer):
             self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
 
 
-def build_train_loop(cfg, model, data_loader, optimizer) -> GuardedTrainer:
-    """The :class:`GuardedTrainer` of a config (``SOLVER.AMP.*``, ``MODEL.DEVICE``).
+def amp_dtype(cfg) -> Optional[torch.dtype]:
+    """The autocast dtype of a config's ``SOLVER.AMP`` (``None`` when it is disabled).
 
     Raises:
         ValueError: ``SOLVER.AMP.PRECISION`` is unknown, or float16 on a CPU device.
     """
-    device_type = torch.device(cfg.MODEL.DEVICE).type
     if not cfg.SOLVER.AMP.ENABLED:
-        return GuardedTrainer(model, data_loader, optimizer, device_type=device_type)
+        return None
     precision = cfg.SOLVER.AMP.get("PRECISION", "float16")
     if precision not in AMP_PRECISIONS:
         raise ValueError(f"SOLVER.AMP.PRECISION must be one of {AMP_PRECISIONS}, got {precision!r}")
-    if precision == "float16" and device_type != "cuda":
+    if precision == "float16" and torch.device(cfg.MODEL.DEVICE).type != "cuda":
         raise ValueError(
             f"SOLVER.AMP.ENABLED with SOLVER.AMP.PRECISION 'float16' needs a CUDA device, but "
             f"MODEL.DEVICE is {cfg.MODEL.DEVICE!r}; set SOLVER.AMP.PRECISION 'bfloat16' for "
             "mixed precision on the CPU"
         )
-    scaler = torch.amp.GradScaler("cuda") if precision == "float16" else None
+    return _DTYPES[precision]
+
+
+def build_train_loop(cfg, model, data_loader, optimizer) -> GuardedTrainer:
+    """The :class:`GuardedTrainer` of a config (``SOLVER.AMP.*``, ``MODEL.DEVICE``).
+
+    Raises:
+        ValueError: see :func:`amp_dtype`.
+    """
+    device_type = torch.device(cfg.MODEL.DEVICE).type
+    dtype = amp_dtype(cfg)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     return GuardedTrainer(
         model,
         data_loader,
         optimizer,
-        amp_dtype=_DTYPES[precision],
+        amp_dtype=dtype,
         device_type=device_type,
         grad_scaler=scaler,
     )

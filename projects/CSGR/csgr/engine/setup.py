@@ -1,12 +1,10 @@
 """Building the config of a run from command-line arguments."""
 
-from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup
 
-from ..config import add_csgr_config
-from ..modeling.teacher import resolve_path
+from ..config import load_config
 from .log_setup import setup_csgr_logger
-from .user_modules import ENV_VAR, import_user_modules
+from .user_modules import add_register_argument, import_user_modules
 
 
 def argument_parser(epilog=None):
@@ -14,13 +12,7 @@ def argument_parser(epilog=None):
     ``.py`` file or module name imported before the config is read, e.g. one registering your
     datasets (``$CSGR_REGISTER`` adds more, separated by ':')."""
     parser = default_argument_parser(epilog)
-    parser.add_argument(
-        "--register",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help=f"a .py file or module name to import first (repeatable; ${ENV_VAR} adds more)",
-    )
+    add_register_argument(parser)
     return parser
 
 
@@ -33,10 +25,7 @@ def setup_cfg(args, freeze: bool = True):
             seed, config dump); the ``csgr.*`` loggers write to the same console and log.txt.
     """
     import_user_modules(getattr(args, "register", []))  # runs in every launched process
-    cfg = get_cfg()
-    add_csgr_config(cfg)
-    cfg.merge_from_file(resolve_path(args.config_file))
-    cfg.merge_from_list(args.opts)
+    cfg = load_config(args.config_file, args.opts)
     if freeze:
         cfg.freeze()
         default_setup(cfg, args)

@@ -15,7 +15,7 @@ import sys
 from types import ModuleType
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ["ENV_VAR", "import_user_module", "import_user_modules"]
+__all__ = ["ENV_VAR", "add_register_argument", "import_user_module", "import_user_modules"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,3 +53,16 @@ def import_user_modules(specs: Optional[Sequence[str]] = None) -> List[ModuleTyp
     """Import the modules in ``specs`` and in ``$CSGR_REGISTER``, each once per process."""
     env = [s for s in os.environ.get(ENV_VAR, "").split(os.pathsep) if s]
     return [import_user_module(s) for s in [*env, *(specs or [])]]
+
+
+def add_register_argument(parser) -> None:
+    """Add the tools' ``--register MODULE`` option (repeatable) to an argparse parser; pass the
+    parsed list to :func:`import_user_modules` (``setup_cfg`` does)."""
+    parser.add_argument(
+        "--register",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help=f"a .py file or module name to import first, e.g. one registering your datasets "
+        f"(repeatable; ${ENV_VAR} adds more)",
+    )

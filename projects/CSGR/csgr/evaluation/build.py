@@ -5,6 +5,27 @@ from detectron2.evaluation import COCOEvaluator, DatasetEvaluator
 
 from .voc import TolerantPascalVOCEvaluator
 
+__all__ = ["EVALUATOR_TYPES", "evaluator_type", "build_evaluator"]
+
+EVALUATOR_TYPES = ("coco", "pascal_voc")
+
+
+def evaluator_type(dataset_name: str, guess: bool = False) -> str:
+    """The ``evaluator_type`` of a dataset's registered metadata ("coco" or "pascal_voc").
+
+    Args:
+        guess: for a dataset that is not registered or has no such type (e.g. a model-zoo
+            table made where the dataset is not registered), guess from the name: "pascal_voc"
+            for names starting with "voc", else "coco". Without it, return what is registered
+            (None if nothing).
+    """
+    registered = None
+    if dataset_name in MetadataCatalog.list():
+        registered = MetadataCatalog.get(dataset_name).get("evaluator_type", None)
+    if registered in EVALUATOR_TYPES or not guess:
+        return registered
+    return "pascal_voc" if dataset_name.lower().startswith("voc") else "coco"
+
 
 def build_evaluator(cfg, dataset_name: str, output_folder: str = None) -> DatasetEvaluator:
     """The evaluator for a registered dataset, by its metadata's ``evaluator_type``.
@@ -17,12 +38,12 @@ def build_evaluator(cfg, dataset_name: str, output_folder: str = None) -> Datase
     Raises:
         ValueError: the dataset has no evaluator_type this project evaluates.
     """
-    evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type", None)
-    if evaluator_type == "coco":
+    kind = evaluator_type(dataset_name)
+    if kind == "coco":
         return COCOEvaluator(dataset_name, tasks=("bbox",), output_dir=output_folder)
-    if evaluator_type == "pascal_voc":
+    if kind == "pascal_voc":
         return TolerantPascalVOCEvaluator(dataset_name)
     raise ValueError(
-        f"dataset {dataset_name!r} has evaluator_type {evaluator_type!r}; this project evaluates "
+        f"dataset {dataset_name!r} has evaluator_type {kind!r}; this project evaluates "
         "'coco' and 'pascal_voc' datasets (set MetadataCatalog.get(name).evaluator_type)"
     )

@@ -9,49 +9,17 @@ import logging
 import os
 from typing import List
 
-import torch
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import CfgNode, get_cfg
-from detectron2.modeling import META_ARCH_REGISTRY
+from detectron2.config import CfgNode
 from torch import nn
 
-from ..config import add_csgr_config
+from ..config import load_config, num_classes, resolve_path
+from .build import build_detector
 from .teacher_missing import require_teacher_weights
 
 logger = logging.getLogger(__name__)
 
-_REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 _MAX_KEYS_SHOWN = 20
-
-
-def resolve_path(path: str) -> str:
-    """A path as given if it exists, else relative to the repository root if that exists."""
-    if not path or os.path.isabs(path) or os.path.exists(path) or "://" in path:
-        return path
-    candidate = os.path.join(_REPO_ROOT, path)
-    return candidate if os.path.exists(candidate) else path
-
-
-def detector_meta_arch(cfg: CfgNode) -> str:
-    """The detector meta-architecture a config describes, looking through a Distiller config."""
-    arch = cfg.MODEL.META_ARCHITECTURE
-    if arch == "Distiller":
-        return cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
-    return arch
-
-
-def num_classes(cfg: CfgNode) -> int:
-    """Number of object classes of the detector a config describes."""
-    if detector_meta_arch(cfg) == "RetinaNet":
-        return cfg.MODEL.RETINANET.NUM_CLASSES
-    return cfg.MODEL.ROI_HEADS.NUM_CLASSES
-
-
-def build_detector(cfg: CfgNode) -> nn.Module:
-    """Build the plain detector (GeneralizedRCNN, RetinaNet, ...) a config describes, on
-    ``cfg.MODEL.DEVICE``."""
-    model = META_ARCH_REGISTRY.get(detector_meta_arch(cfg))(cfg)
-    return model.to(torch.device(cfg.MODEL.DEVICE))
 
 
 def get_teacher_cfg(cfg: CfgNode) -> CfgNode:
@@ -68,12 +36,9 @@ def get_teacher_cfg(cfg: CfgNode) -> CfgNode:
     if not os.path.isfile(resolved):
         raise FileNotFoundError(
             f"MODEL.DISTILL.TEACHER.CONFIG_FILE: no such file {path!r} (looked in the working "
-            f"directory {os.getcwd()} and the repository root {_REPO_ROOT})"
+            f"directory {os.getcwd()}; a path in a config file is also looked up next to it)"
         )
-    tcfg = get_cfg()
-    add_csgr_config(tcfg)
-    tcfg.merge_from_file(resolved)
-    tcfg.merge_from_list(list(cfg.MODEL.DISTILL.TEACHER.OPTS))
+    tcfg = load_config(resolved, cfg.MODEL.DISTILL.TEACHER.OPTS)
     tcfg.MODEL.DEVICE = cfg.MODEL.DEVICE
     tcfg.MODEL.WEIGHTS = ""
     tcfg.freeze()
@@ -155,7 +120,10 @@ def load_teacher_weights(model: nn.Module, path: str) -> None:
         )
     resolved = resolve_path(path)
     if "://" not in resolved and not os.path.isfile(resolved):
-        raise FileNotFoundError(f"MODEL.DISTILL.TEACHER.WEIGHTS: no such file {path!r}")
+        raise FileNotFoundError(
+            f"MODEL.DISTILL.TEACHER.WEIGHTS: no such file {path!r} (looked in the working "
+            f"directory {os.getcwd()}; a path in a config file is also looked up next to it)"
+        )
     StrictTeacherCheckpointer(model).load(resolved, checkpointables=[])
     logger.info(f"Loaded teacher weights strictly from {resolved}")
 

@@ -10,6 +10,7 @@ import shlex
 
 from detectron2.config import CfgNode
 
+from ..config import resolve_path
 from ..errors import MissingTeacherWeightsError
 
 __all__ = ["train_teacher_command", "require_teacher_weights"]
@@ -28,18 +29,16 @@ def train_teacher_command(cfg: CfgNode) -> str:
 
 def require_teacher_weights(cfg: CfgNode) -> None:
     """Raise when ``MODEL.DISTILL.TEACHER.WEIGHTS`` names a local file that does not exist
-    (looked up as :func:`csgr.modeling.teacher.resolve_path` does).
+    (looked up as :func:`csgr.config.resolve_path` does).
 
     Raises:
         MissingTeacherWeightsError: naming the file and the command that trains the teacher.
     """
-    from .teacher import resolve_path  # teacher.py imports this module
-
     path = cfg.MODEL.DISTILL.TEACHER.WEIGHTS
     resolved = resolve_path(path)
     if not path or "://" in resolved or os.path.isfile(resolved):
         return
-    where = "" if os.path.isabs(path) else f" (looked in {os.getcwd()} and the repository root)"
+    where = "" if os.path.isabs(path) else f" (looked in the working directory {os.getcwd()})"
     raise MissingTeacherWeightsError(
         f"MODEL.DISTILL.TEACHER.WEIGHTS: no such file {path!r}{where}. Train the teacher first: "
         f"{train_teacher_command(cfg)}"

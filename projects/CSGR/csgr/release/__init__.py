@@ -3,7 +3,7 @@ the model-zoo table, and the teacher sanity check."""
 
 from .export import file_sha256, find_checkpoint, release_student, student_state_dict
 from .model_zoo import model_zoo_table, read_run, replace_section
-from .student_config import check_vanilla_cfg, load_run_cfg, student_cfg
+from .student_config import check_vanilla_cfg, student_cfg
 from .teacher_check import check_teacher, evaluate_teacher
 
 __all__ = [
@@ -12,7 +12,6 @@ __all__ = [
     "evaluate_teacher",
     "file_sha256",
     "find_checkpoint",
-    "load_run_cfg",
     "model_zoo_table",
     "read_run",
     "release_student",

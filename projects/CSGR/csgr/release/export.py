@@ -25,8 +25,9 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from ..config import load_config
 from .run_state import require_finished
-from .student_config import check_vanilla_cfg, is_distiller, load_run_cfg, student_cfg
+from .student_config import check_vanilla_cfg, is_distiller, student_cfg
 
 __all__ = [
     "HASH_LENGTH",
@@ -94,19 +95,33 @@ def student_state_dict(
     for k, v in model.items():
         if k.startswith("student."):
             student[k[len("student.") :]] = v.detach().cpu().clone()
-        elif k.startswith("distill_losses."):
+        elif k.startswith(("distill_losses.", "loss_scale.")):
             dropped.append(k)
         else:
             unknown.append(k)
     if unknown:
         shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
         raise ValueError(
-            f"{source}: {len(unknown)} keys are neither student.* nor distill_losses.* "
+            f"{source}: {len(unknown)} keys are neither student.* nor distillation state "
+            "(distill_losses.*, loss_scale.*) "
             f"(a teacher must never be saved with the student): {shown}"
         )
     if not student:
         raise ValueError(f"{source} holds no student.* weight")
     return student, dropped
+
+
+def loss_scale_record(cfg, model: Dict[str, torch.Tensor]) -> Dict[str, object]:
+    """The loss scale a distillation run trained with: its mode and, when calibrated, the
+    factor of each method as saved in the checkpoint (``loss_scale.factors``)."""
+    if not is_distiller(cfg):
+        return {"mode": None}
+    record = {"mode": cfg.MODEL.DISTILL.LOSS_SCALE.MODE}
+    factors = model.get("loss_scale.factors")
+    if factors is not None:
+        methods = list(cfg.MODEL.DISTILL.METHODS)
+        record["factors"] = dict(zip(methods, (float(f) for f in factors.tolist())))
+    return record
 
 
 def file_sha256(path: str) -> str:
@@ -154,7 +169,7 @@ def release_student(
     output_dir = output_dir or os.path.join(run_dir, "release")
     os.makedirs(output_dir, exist_ok=True)
 
-    cfg = load_run_cfg(config_file)
+    cfg = load_config(config_file)
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
         raise ValueError(f"{checkpoint_path} is not a Detectron2 checkpoint (no 'model' entry)")
@@ -207,6 +222,7 @@ def release_student(
         "num_student_tensors": len(state),
         "num_parameters": int(sum(v.numel() for v in state.values())),
         "dropped_distill_keys": len(dropped),
+        "loss_scale": loss_scale_record(cfg, checkpoint["model"]),
         "removed_config_keys": removed,
     }
     manifest_name = stem + "_manifest.json"

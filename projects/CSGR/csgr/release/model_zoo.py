@@ -12,20 +12,20 @@ import math
 import os
 import statistics
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from detectron2.config import CfgNode
-from detectron2.data import MetadataCatalog
 from tabulate import tabulate
 
-from ..modeling.teacher import detector_meta_arch, get_teacher_cfg
-from .student_config import is_distiller, load_run_cfg
+from ..config import detector_meta_arch, load_config
+from ..evaluation import evaluator_type, last_evaluation, read_metrics
+from ..modeling.teacher import get_teacher_cfg
+from .student_config import is_distiller
 
 __all__ = [
     "RunInfo",
-    "read_metrics",
+    "run_evaluator_type",
     "final_eval",
-    "evaluator_type",
     "describe_detector",
     "schedule",
     "read_run",
@@ -61,49 +61,27 @@ class RunInfo:
     release: Dict[str, Optional[str]] = field(default_factory=dict)
 
 
-def read_metrics(path: str) -> List[dict]:
-    """The records of a Detectron2 ``metrics.json`` (one JSON object per line)."""
-    records = []
-    with open(path) as f:
-        for i, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{i} is not a JSON record: {e}") from e
-    return records
-
-
-def evaluator_type(dataset_name: str, records: Sequence[dict] = ()) -> str:
-    """The evaluator type of a dataset ("coco" or "pascal_voc"): its registered metadata's
+def run_evaluator_type(dataset_name: str, records: Sequence[dict] = ()) -> str:
+    """The evaluator type of a run's test set ("coco" or "pascal_voc"): its registered metadata's
     (import the module that registers it: ``--register`` / ``$CSGR_REGISTER``); else what the
     run's metrics show (COCOEvaluator writes ``bbox/APs``, the VOC evaluator only ``bbox/AP``,
-    ``AP50`` and ``AP75``); else "pascal_voc" for names starting with "voc", else "coco"."""
-    if dataset_name in MetadataCatalog.list():
-        registered = MetadataCatalog.get(dataset_name).get("evaluator_type", None)
-        if registered in ("coco", "pascal_voc"):
-            return registered
+    ``AP50`` and ``AP75``); else guessed from the name (:func:`csgr.evaluation.evaluator_type`)."""
+    registered = evaluator_type(dataset_name)
+    if registered:
+        return registered
     keys = {k for r in records for k in r}
     prefixes = ("bbox/", f"{dataset_name}/bbox/")
     if any(p + m in keys for p in prefixes for m in ("APs", "APm", "APl")):
         return "coco"
     if any(p + "AP50" in keys and p + "AP75" in keys for p in prefixes):
         return "pascal_voc"
-    return "pascal_voc" if dataset_name.lower().startswith("voc") else "coco"
+    return evaluator_type(dataset_name, guess=True)
 
 
 def final_eval(records: Sequence[dict], dataset_name: str, metric: str) -> float:
-    """The last ``bbox/<metric>`` in metrics records (NaN if none), with one test set or many
-    (``<dataset>/bbox/<metric>``)."""
-    keys = (f"bbox/{metric}", f"{dataset_name}/bbox/{metric}")
-    value = float("nan")
-    for record in records:
-        for key in keys:
-            if key in record:
-                value = float(record[key])
-    return value
+    """``metric`` of the last evaluation in metrics records (NaN if none), with one test set or
+    many (``<dataset>/bbox/<metric>``)."""
+    return last_evaluation(records, dataset_name).get(metric, float("nan"))
 
 
 def describe_detector(cfg: CfgNode) -> str:
@@ -162,11 +140,11 @@ def read_run(path: str, name: Optional[str] = None) -> RunInfo:
     for required in ("config.yaml", "metrics.json"):
         if not os.path.isfile(os.path.join(path, required)):
             raise FileNotFoundError(f"run folder {path} has no {required}")
-    cfg = load_run_cfg(os.path.join(path, "config.yaml"))
+    cfg = load_config(os.path.join(path, "config.yaml"))
     records = read_metrics(os.path.join(path, "metrics.json"))
     test = tuple(cfg.DATASETS.TEST)
     dataset = test[0] if test else ""
-    metric = "AP50" if evaluator_type(dataset, records) == "pascal_voc" else "AP"
+    metric = "AP50" if run_evaluator_type(dataset, records) == "pascal_voc" else "AP"
     times = [r["time"] for r in records if "time" in r]
     release = _release(path)
     return RunInfo(

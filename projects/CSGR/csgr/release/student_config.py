@@ -1,4 +1,4 @@
-"""Run configs: loading a run's config, and the plain Detectron2 config of a Distiller's student.
+"""The plain Detectron2 config of a Distiller's student.
 
 The student's config must merge into vanilla Detectron2's ``get_cfg()`` with no ``csgr`` import,
 so every key that vanilla Detectron2 does not know (``MODEL.DISTILL`` and anything else a
@@ -6,42 +6,15 @@ project added) is removed.
 """
 
 import logging
-import os
 from typing import List, Tuple
 
 from detectron2.config import CfgNode, get_cfg
 
-from ..config import add_csgr_config
-
-__all__ = ["DISTILLER", "load_run_cfg", "is_distiller", "student_cfg", "check_vanilla_cfg"]
+__all__ = ["DISTILLER", "is_distiller", "student_cfg", "check_vanilla_cfg"]
 
 logger = logging.getLogger(__name__)
 
 DISTILLER = "Distiller"
-
-
-def load_run_cfg(path: str) -> CfgNode:
-    """A run's config (e.g. the ``config.yaml`` Detectron2 dumps in OUTPUT_DIR), with CSGR's keys.
-
-    Args:
-        path: a YAML config file (``_BASE_`` is followed).
-
-    Returns:
-        An unfrozen CfgNode.
-
-    Raises:
-        FileNotFoundError: naming the path.
-        KeyError: naming the file when it holds a key unknown to Detectron2 and CSGR.
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such config file {path!r}")
-    cfg = get_cfg()
-    add_csgr_config(cfg)
-    try:
-        cfg.merge_from_file(path)
-    except KeyError as e:
-        raise KeyError(f"{path}: {e}") from e
-    return cfg
 
 
 def is_distiller(cfg: CfgNode) -> bool:
@@ -67,7 +40,7 @@ def student_cfg(cfg: CfgNode, weights: str = "") -> Tuple[CfgNode, List[str]]:
     entirely). DATASETS, INPUT, SOLVER, TEST, ... are kept.
 
     Args:
-        cfg: a run's config (see :func:`load_run_cfg`); not modified.
+        cfg: a run's config (see :func:`csgr.config.load_config`); not modified.
         weights: the value of ``MODEL.WEIGHTS`` in the result.
 
     Returns:

@@ -13,10 +13,10 @@ from detectron2.config import CfgNode
 from detectron2.data import DatasetMapper, build_detection_test_loader
 from detectron2.evaluation import inference_on_dataset
 
+from ..config import num_classes
 from ..data.checks import named_load_errors
-from ..evaluation import build_evaluator
-from ..modeling.teacher import build_teacher, num_classes
-from .model_zoo import evaluator_type
+from ..evaluation import build_evaluator, evaluator_type
+from ..modeling.teacher import build_teacher
 from .student_config import is_distiller
 
 __all__ = ["evaluate_teacher", "primary_ap", "check_teacher"]
@@ -63,7 +63,7 @@ def evaluate_teacher(cfg: CfgNode, output_dir: Optional[str] = None) -> Dict[str
 
 def primary_ap(results: dict, dataset_name: str) -> Tuple[str, float]:
     """("AP50", value) for PASCAL VOC test sets, ("AP", value) otherwise; NaN if missing."""
-    metric = "AP50" if evaluator_type(dataset_name) == "pascal_voc" else "AP"
+    metric = "AP50" if evaluator_type(dataset_name, guess=True) == "pascal_voc" else "AP"
     return metric, float(results.get("bbox", {}).get(metric, float("nan")))
 
 

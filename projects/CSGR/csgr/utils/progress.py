@@ -146,7 +146,7 @@ class ProgressBoard:
     """One progress row per run; thread-safe (runs side by side refresh the same board).
 
     Args:
-        stream: where to draw (default: stderr).
+        stream: where to draw (default: stdout, where the tools print their results too).
         interactive: tqdm bars (True) or periodic plain lines (False); default: whether
             ``stream`` is a terminal.
         interval: seconds between two plain lines of the same run when not interactive.
@@ -160,7 +160,7 @@ class ProgressBoard:
         interval: float = 60.0,
         clock=time.monotonic,
     ):
-        self.stream = stream if stream is not None else sys.stderr
+        self.stream = stream if stream is not None else sys.stdout
         if interactive is None:
             interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interactive = interactive
@@ -221,6 +221,15 @@ class ProgressBoard:
                     records = row.tail.read_new()
                     row.update(records)
                     self._draw(key, force=False, changed=bool(records))
+
+    def write(self, message: str) -> None:
+        """Print a message without breaking the bars (use as the runner's ``log``)."""
+        with self._lock:
+            if self.interactive:
+                tqdm.write(message, file=self.stream)
+            else:
+                self.stream.write(message + "\n")
+                self.stream.flush()
 
     # ------------------------------------------------------------------ estimates and drawing
     def job_eta(self) -> Optional[float]:

@@ -1,8 +1,9 @@
 """Pictures of what CSGR distils: category attention maps and criss-cross relations.
 
-For one image, the trained Distiller's teacher and student FPN features go through the CSGR loss
-module's own layers (channel adapter, per-channel normalisation, per-level 1x1 classifier,
-criss-cross attention), exactly as in training, and are drawn side by side:
+For one image, the trained Distiller's teacher and student FPN features (its public
+``teacher_features`` / ``student_features``) go through the CSGR loss module's own layers
+(channel adapter, per-channel normalisation, per-level 1x1 classifier, criss-cross attention),
+exactly as in training, and are drawn side by side:
 
 * ``category_<level>_<k>_<class>.png``: image | teacher | student attention ``softmax_HW`` of
   class k's logits (the weights of the class prototype), on the image;
@@ -25,7 +26,9 @@ from detectron2.modeling import build_model
 from torch import nn
 
 from ..layers import CrissCrossAttention, criss_cross_aggregate
+from ..modeling.losses import DistillBatch
 from ..modeling.losses.csgr import CSGRLoss, normalize_per_channel
+from ..modeling.losses.feature_pairs import feature_pairs
 from .drawing import imwrite, map_to_image, mark_pixel, overlay_heatmap, side_by_side
 
 __all__ = [
@@ -112,20 +115,13 @@ def csgr_level_features(
         normalised per channel; (h, w) of the resized input before padding)
     """
     module = _csgr_module(distiller)
-    student, teacher = distiller.student, distiller.teacher
-    images = student.preprocess_image(batched_inputs)
-    student_features = student.backbone(images.tensor)
-    if distiller.flip_teacher_channels:
-        batched_inputs = [{"image": x["image"].flip(0)} for x in batched_inputs]
-    teacher_features = teacher.backbone(teacher.preprocess_image(batched_inputs).tensor)
-    levels = {}
-    for k in module.in_features:
-        s = module.adapters(k, student_features[k].float())
-        t = teacher_features[k].float()
-        if s.shape != t.shape:
-            raise ValueError(f"level {k}: student {tuple(s.shape)} vs teacher {tuple(t.shape)}")
-        levels[k] = (normalize_per_channel(t), normalize_per_channel(s))
-    return levels, tuple(images.image_sizes[0])
+    student_features, image_sizes = distiller.student_features(batched_inputs)
+    batch = DistillBatch(student_features, distiller.teacher_features(batched_inputs))
+    levels = {
+        k: (normalize_per_channel(teacher), normalize_per_channel(student))
+        for k, student, teacher in feature_pairs(batch, module.in_features, module.adapters, "CSGR")
+    }
+    return levels, tuple(image_sizes[0])
 
 
 def category_attention(classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..release.model_zoo import read_metrics
+from ..evaluation import read_metrics
 
 __all__ = ["load_runs", "series", "curve_keys", "plot_curves", "figure_size"]
 

@@ -6,10 +6,9 @@ import os
 from typing import Dict, List, Optional
 
 import cv2
-from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog
 
-from ..config import add_csgr_config
+from ..config import load_config
 from .attention import load_distiller, write_attention_pictures
 from .curves import load_runs, plot_curves
 
@@ -60,9 +59,7 @@ def write_job_pictures(
     written = [curves]
     if distill_run is None:
         return written
-    cfg = get_cfg()
-    add_csgr_config(cfg)
-    cfg.merge_from_file(os.path.join(distill_run, "config.yaml"))
+    cfg = load_config(os.path.join(distill_run, "config.yaml"))
     cfg.freeze()
     image = image or first_test_image(cfg)
     image_bgr = cv2.imread(image, cv2.IMREAD_COLOR)

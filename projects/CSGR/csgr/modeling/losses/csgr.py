@@ -6,11 +6,11 @@ import torch
 from torch import nn
 
 from ...layers import CrissCrossAttention
-from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss
+from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss, DistillMethod
 from .feature_pairs import feature_pairs
 from .levels import ChannelAdapters, select_levels
 
-__all__ = ["CSGRLoss", "CSGR", "build_csgr_loss", "normalize_per_channel", "category_prototypes"]
+__all__ = ["CSGRLoss", "CSGR", "normalize_per_channel", "category_prototypes"]
 
 
 def normalize_per_channel(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -59,7 +59,7 @@ class CSGRLoss(DistillLoss):
 
     Gradients reach the student features and the module's parameters, never the teacher
     features. Everything is computed in float32 (float64 for float64 inputs) with autocast
-    disabled, so it is safe under AMP. The module reads no config; see :func:`CSGR` for the
+    disabled, so it is safe under AMP. The module reads no config; see :class:`CSGR` for the
     builder.
 
     Args:
@@ -142,35 +142,47 @@ class CSGRLoss(DistillLoss):
 
 
 @DISTILL_LOSS_REGISTRY.register()
-def CSGR(cfg, student_shapes, teacher_shapes) -> CSGRLoss:  # noqa: N802 (the method's name)
-    """Build :class:`CSGRLoss` from ``MODEL.DISTILL.CSGR`` (registered as "CSGR").
+class CSGR(DistillMethod):
+    """CSGR: Category Semantic and Global Relation distillation (see README, "Methods").
 
-    Args:
-        cfg (CfgNode): the Distiller's config.
-        student_shapes / teacher_shapes (dict[str, ShapeSpec]): backbone outputs by level name.
-
-    Returns:
-        CSGRLoss on the levels of ``MODEL.DISTILL.CSGR.IN_FEATURES`` (all common levels if
-        empty), with K from ``MODEL.RETINANET.NUM_CLASSES`` for a RetinaNet student and
-        ``MODEL.ROI_HEADS.NUM_CLASSES`` otherwise.
+    Builds :class:`CSGRLoss` from ``MODEL.DISTILL.CSGR`` on the levels of ``IN_FEATURES`` (all
+    common levels if empty), with K from ``MODEL.RETINANET.NUM_CLASSES`` for a RetinaNet student
+    and ``MODEL.ROI_HEADS.NUM_CLASSES`` otherwise.
     """
-    csgr_cfg = cfg.MODEL.DISTILL.CSGR
-    levels = select_levels(csgr_cfg.IN_FEATURES, student_shapes, teacher_shapes, "CSGR")
-    if cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE == "RetinaNet":
-        num_classes = cfg.MODEL.RETINANET.NUM_CLASSES
-    else:
-        num_classes = cfg.MODEL.ROI_HEADS.NUM_CLASSES
-    return CSGRLoss(
-        in_features=levels,
-        student_channels={k: student_shapes[k].channels for k in levels},
-        teacher_channels={k: teacher_shapes[k].channels for k in levels},
-        num_classes=num_classes,
-        cat_weight=csgr_cfg.CAT_WEIGHT,
-        rel_weight=csgr_cfg.REL_WEIGHT,
-        recurrence=csgr_cfg.RECURRENCE,
-        reduction=csgr_cfg.REDUCTION,
-        adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
-    )
 
+    @staticmethod
+    def add_config(_C):
+        # FPN levels to distil, by name (e.g. ["p2", "p3", "p4", "p5", "p6"]); [] means every
+        # level that teacher and student both have.
+        _C.IN_FEATURES = []
+        # Weight of the category semantic term loss_csgr_cat (sum of squared prototype
+        # differences over levels, divided by the batch size).
+        _C.CAT_WEIGHT = 5e-4
+        # Weight of the global relation term loss_csgr_rel (sum of squared differences of the
+        # criss-cross attention outputs over levels, divided by the batch size).
+        _C.REL_WEIGHT = 1e-5
+        # Recurrence R of the criss-cross attention: 1 sees the row and column of each pixel, 2
+        # the whole image.
+        _C.RECURRENCE = 1
+        # Channel reduction of the criss-cross query/key projections (C -> C / REDUCTION).
+        _C.REDUCTION = 8
 
-build_csgr_loss = CSGR
+    @classmethod
+    def build(cls, cfg, student_shapes, teacher_shapes) -> CSGRLoss:
+        csgr_cfg = cls.node(cfg)
+        levels = select_levels(csgr_cfg.IN_FEATURES, student_shapes, teacher_shapes, "CSGR")
+        if cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE == "RetinaNet":
+            num_classes = cfg.MODEL.RETINANET.NUM_CLASSES
+        else:
+            num_classes = cfg.MODEL.ROI_HEADS.NUM_CLASSES
+        return CSGRLoss(
+            in_features=levels,
+            student_channels={k: student_shapes[k].channels for k in levels},
+            teacher_channels={k: teacher_shapes[k].channels for k in levels},
+            num_classes=num_classes,
+            cat_weight=csgr_cfg.CAT_WEIGHT,
+            rel_weight=csgr_cfg.REL_WEIGHT,
+            recurrence=csgr_cfg.RECURRENCE,
+            reduction=csgr_cfg.REDUCTION,
+            adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
+        )

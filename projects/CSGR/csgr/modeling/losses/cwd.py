@@ -4,8 +4,7 @@ from typing import Dict, Sequence
 
 import torch
 
-from ...config.methods_feature import published_value
-from .base import DISTILL_LOSS_REGISTRY
+from .base import DISTILL_LOSS_REGISTRY, DistillMethod
 from .feature_pairs import LevelwiseFeatureLoss, build_levels_and_channels
 
 __all__ = ["CWDLoss", "CWD"]
@@ -50,17 +49,46 @@ class CWDLoss(LevelwiseFeatureLoss):
 
 
 @DISTILL_LOSS_REGISTRY.register()
-def CWD(cfg, student_shapes, teacher_shapes) -> CWDLoss:  # noqa: N802 (the method's name)
-    """Build :class:`CWDLoss` from ``MODEL.DISTILL.CWD`` (registered as "CWD"); ``WEIGHT`` -1
-    takes the published value for the student type (RetinaNet 5, GeneralizedRCNN 10)."""
-    levels, student_channels, teacher_channels = build_levels_and_channels(
-        cfg.MODEL.DISTILL.CWD.IN_FEATURES, student_shapes, teacher_shapes, "CWD"
-    )
-    return CWDLoss(
-        levels,
-        student_channels,
-        teacher_channels,
-        weight=published_value(cfg, "CWD", "WEIGHT"),
-        tau=cfg.MODEL.DISTILL.CWD.TAU,
-        adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
-    )
+class CWD(DistillMethod):
+    """CWD: channel-wise distillation (Shu et al., ICCV 2021, arXiv:2011.13256); builds
+    :class:`CWDLoss` from ``MODEL.DISTILL.CWD``.
+
+    Published (open-mmlab/mmrazor's CWD FPN configs, e.g. cwd_fpn_frcnn_r101_frcnn_r50_1x_coco.py;
+    see the recipe audit in DESIGN.md): tau=1 on FPN features, weight 10 on every FPN level
+    (RetinaNet p3-p7, Faster R-CNN p2-p6). The weight 5 of pppppM/mmdetection-distiller's
+    RetinaNet config belongs to a four-level setting and is not used here.
+    """
+
+    PUBLISHED = {
+        "RetinaNet": {"WEIGHT": 10.0, "IN_FEATURES": ["p3", "p4", "p5", "p6", "p7"]},
+        "GeneralizedRCNN": {"WEIGHT": 10.0, "IN_FEATURES": ["p2", "p3", "p4", "p5", "p6"]},
+    }
+
+    @staticmethod
+    def add_config(_C):
+        # FPN levels to distil, by name. [] means the published levels for the student type
+        # (RetinaNet: p3-p7; GeneralizedRCNN: p2-p6), restricted to those both sides have.
+        _C.IN_FEATURES = []
+        # Temperature tau of the per-channel softmax over spatial positions (unitless; 1 for
+        # detection FPN features, 4 in the paper's segmentation experiments).
+        _C.TAU = 1.0
+        # Weight of loss_cwd = WEIGHT * tau^2 * sum KL(teacher || student) / (N * C), summed
+        # over levels. -1: published (10).
+        _C.WEIGHT = -1.0
+
+    @classmethod
+    def build(cls, cfg, student_shapes, teacher_shapes) -> CWDLoss:
+        levels, student_channels, teacher_channels = build_levels_and_channels(
+            cls.levels(cfg, student_shapes, teacher_shapes),
+            student_shapes,
+            teacher_shapes,
+            "CWD",
+        )
+        return CWDLoss(
+            levels,
+            student_channels,
+            teacher_channels,
+            weight=cls.published(cfg, "WEIGHT"),
+            tau=cls.node(cfg).TAU,
+            adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
+        )

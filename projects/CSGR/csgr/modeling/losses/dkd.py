@@ -10,7 +10,13 @@ from typing import Dict, Tuple
 import torch
 from torch.nn import functional as F
 
-from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss, at_least_float32
+from .base import (
+    DISTILL_LOSS_REGISTRY,
+    DistillBatch,
+    DistillLoss,
+    DistillMethod,
+    at_least_float32,
+)
 
 __all__ = ["DKDLoss", "DKD", "decoupled_kd_terms", "roi_logits_of"]
 
@@ -104,7 +110,7 @@ class DKDLoss(DistillLoss):
 
     Rows are the student's sampled proposals (foreground and background), the target of each
     is its ``gt_classes`` (K = background), and the teacher's logits come from its own box head
-    on the same boxes. See :func:`decoupled_kd_terms`. Reads no config; see :func:`DKD`.
+    on the same boxes. See :func:`decoupled_kd_terms`. Reads no config; see :class:`DKD`.
 
     Args:
         alpha: weight of TCKD.
@@ -138,18 +144,33 @@ class DKDLoss(DistillLoss):
 
 
 @DISTILL_LOSS_REGISTRY.register()
-def DKD(cfg, student_shapes, teacher_shapes) -> DKDLoss:  # noqa: N802 (the method's name)
-    """Build :class:`DKDLoss` from ``MODEL.DISTILL.DKD`` (registered as "DKD").
+class DKD(DistillMethod):
+    """DKD: Decoupled Knowledge Distillation of the ROI box classifier's K + 1 logits on the
+    student's sampled proposals; builds :class:`DKDLoss` from ``MODEL.DISTILL.DKD``.
 
     Needs a Faster R-CNN (GeneralizedRCNN + StandardROIHeads) student and teacher; the Distiller
     checks the pair when it is built.
     """
-    del student_shapes, teacher_shapes
-    if cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE == "RetinaNet":
-        raise ValueError(
-            "DKD distils the ROI box classifier's logits, but the student "
-            "(MODEL.DISTILL.STUDENT_META_ARCHITECTURE) is a RetinaNet, which has no ROI box head; "
-            "use a GeneralizedRCNN (Faster R-CNN) student and teacher, or PCD for RetinaNet"
-        )
-    dkd_cfg = cfg.MODEL.DISTILL.DKD
-    return DKDLoss(alpha=dkd_cfg.ALPHA, beta=dkd_cfg.BETA, temperature=dkd_cfg.TEMPERATURE)
+
+    APPLIES_TO = ("GeneralizedRCNN",)
+    NOT_APPLICABLE_REASON = (
+        "DKD distils the ROI box classifier's logits, and a RetinaNet has no ROI box head "
+        "(PCD is the RetinaNet counterpart)"
+    )
+
+    @staticmethod
+    def add_config(_C):
+        # Defaults: the authors' Detectron2 detection setting (mdistiller,
+        # detection/model/config.py).
+        # Weight alpha of TCKD, the KL of the binary target-vs-rest distributions.
+        _C.ALPHA = 1.0
+        # Weight beta of NCKD, the KL of the distributions over the non-target classes.
+        _C.BETA = 0.25
+        # Softmax temperature T (> 0, unitless); both terms are multiplied by T^2.
+        _C.TEMPERATURE = 1.0
+
+    @classmethod
+    def build(cls, cfg, student_shapes, teacher_shapes) -> DKDLoss:
+        del student_shapes, teacher_shapes
+        dkd_cfg = cls.node(cfg)
+        return DKDLoss(alpha=dkd_cfg.ALPHA, beta=dkd_cfg.BETA, temperature=dkd_cfg.TEMPERATURE)

@@ -1,5 +1,5 @@
 """Pairs of (adapted student, teacher) FPN maps of a batch, and the base of the single-term
-feature losses (MSE, PKD, CWD, MGD)."""
+feature losses."""
 
 from typing import Dict, Iterator, Sequence, Tuple
 

@@ -6,8 +6,7 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 from torch import nn
 
-from ...config.methods_feature import auto_levels, published_value
-from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss
+from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss, DistillMethod
 from .feature_pairs import build_levels_and_channels, feature_pairs
 from .gcblock import GcBlock
 from .levels import ChannelAdapters
@@ -101,7 +100,8 @@ class FGDLoss(DistillLoss):
 
     Sums run over images, channels and positions, as in FGD's code (``MSELoss(reduction="sum")``
     and ``sum(abs(.))`` divided by the batch size). The teacher attentions carry no gradient.
-    Computed in float32 (float64 for float64 inputs) with autocast disabled. The module reads no config; see :func:`FGD`.
+    Computed in float32 (float64 for float64 inputs) with autocast disabled. The module reads
+    no config; see :class:`FGD`.
 
     Args:
         in_features: FPN level names to distil.
@@ -181,37 +181,69 @@ class FGDLoss(DistillLoss):
 
 
 @DISTILL_LOSS_REGISTRY.register()
-def FGD(cfg, student_shapes, teacher_shapes) -> FGDLoss:  # noqa: N802 (the method's name)
-    """Build :class:`FGDLoss` from ``MODEL.DISTILL.FGD`` (registered as "FGD").
+class FGD(DistillMethod):
+    """FGD: Focal and Global Distillation (Yang et al., CVPR 2022, arXiv:2111.11837); builds
+    :class:`FGDLoss` from ``MODEL.DISTILL.FGD``.
 
     Weights set to -1 take the published value for ``MODEL.DISTILL.STUDENT_META_ARCHITECTURE``;
-    empty ``IN_FEATURES`` takes the published levels (RetinaNet p3-p7, GeneralizedRCNN p2-p5)
-    that both sides have, or every common level for other student types.
+    empty ``IN_FEATURES`` takes the published levels that both sides have, or every common level
+    for other student types. Published values: github.com/yzd-v/FGD configs
+    fgd_retina_rx101_64x4d_distill_retina_r50_fpn_2x_coco.py and
+    fgd_cascade_mask_rcnn_rx101_32x4d_distill_faster_rcnn_r50_fpn_2x_coco.py.
     """
-    fgd_cfg = cfg.MODEL.DISTILL.FGD
-    requested = list(fgd_cfg.IN_FEATURES)
-    if not requested:
-        published = auto_levels(cfg, "FGD")
-        requested = [k for k in published if k in student_shapes and k in teacher_shapes]
-        if published and not requested:
-            raise ValueError(
-                f"FGD: none of the published levels {published} is in both the student "
-                f"{sorted(student_shapes)} and the teacher {sorted(teacher_shapes)}; set "
-                "MODEL.DISTILL.FGD.IN_FEATURES"
-            )
-        if len(requested) < len(published):
-            logger.warning(f"FGD: distilling {requested} of the published levels {published}")
-    levels, student_channels, teacher_channels = build_levels_and_channels(
-        requested, student_shapes, teacher_shapes, "FGD"
-    )
-    return FGDLoss(
-        in_features=levels,
-        student_channels=student_channels,
-        teacher_channels=teacher_channels,
-        alpha=published_value(cfg, "FGD", "ALPHA_FG"),
-        beta=published_value(cfg, "FGD", "BETA_BG"),
-        gamma=published_value(cfg, "FGD", "GAMMA_ATTENTION"),
-        lambda_global=published_value(cfg, "FGD", "LAMBDA_GLOBAL"),
-        temperature=fgd_cfg.TEMPERATURE,
-        adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
-    )
+
+    PUBLISHED = {
+        "RetinaNet": {
+            "ALPHA_FG": 1e-3,
+            "BETA_BG": 5e-4,
+            "GAMMA_ATTENTION": 5e-4,
+            "LAMBDA_GLOBAL": 5e-6,
+            "IN_FEATURES": ["p3", "p4", "p5", "p6", "p7"],
+        },
+        "GeneralizedRCNN": {
+            "ALPHA_FG": 5e-5,
+            "BETA_BG": 2.5e-5,
+            "GAMMA_ATTENTION": 5e-5,
+            "LAMBDA_GLOBAL": 5e-7,
+            "IN_FEATURES": ["p2", "p3", "p4", "p5"],
+        },
+    }
+
+    @staticmethod
+    def add_config(_C):
+        # FPN levels to distil, by name. [] means the published levels for the student type
+        # (RetinaNet: p3-p7; GeneralizedRCNN: p2-p5), restricted to those both sides have.
+        _C.IN_FEATURES = []
+        # Temperature T of the spatial and channel attentions (softmax of mean |F| / T).
+        _C.TEMPERATURE = 0.5
+        # Weight alpha of loss_fgd_fg, the foreground focal term (squared feature differences
+        # weighted by the 1/area foreground mask and the teacher's attentions, summed, / N).
+        # -1: published (RetinaNet 1e-3, GeneralizedRCNN 5e-5).
+        _C.ALPHA_FG = -1.0
+        # Weight beta of loss_fgd_bg, the background focal term (same with the normalised
+        # background mask). -1: published (RetinaNet 5e-4, GeneralizedRCNN 2.5e-5).
+        _C.BETA_BG = -1.0
+        # Weight gamma of loss_fgd_mask, the attention term (L1 distance of student and teacher
+        # channel + spatial attentions, summed, / N). -1: published (RetinaNet 5e-4,
+        # GeneralizedRCNN 5e-5).
+        _C.GAMMA_ATTENTION = -1.0
+        # Weight lambda of loss_fgd_global (squared differences of the student's and teacher's
+        # GcBlock outputs, summed, / N). -1: published (RetinaNet 5e-6, GeneralizedRCNN 5e-7).
+        _C.LAMBDA_GLOBAL = -1.0
+
+    @classmethod
+    def build(cls, cfg, student_shapes, teacher_shapes) -> FGDLoss:
+        levels, student_channels, teacher_channels = build_levels_and_channels(
+            cls.levels(cfg, student_shapes, teacher_shapes), student_shapes, teacher_shapes, "FGD"
+        )
+        return FGDLoss(
+            in_features=levels,
+            student_channels=student_channels,
+            teacher_channels=teacher_channels,
+            alpha=cls.published(cfg, "ALPHA_FG"),
+            beta=cls.published(cfg, "BETA_BG"),
+            gamma=cls.published(cfg, "GAMMA_ATTENTION"),
+            lambda_global=cls.published(cfg, "LAMBDA_GLOBAL"),
+            temperature=cls.node(cfg).TEMPERATURE,
+            adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
+        )

@@ -1,4 +1,4 @@
-"""IKD: the "improved knowledge distillation algorithm" of seed 003.
+"""IKD: the "improved knowledge distillation algorithm" of Yao et al. (CMC 2025).
 
 Yao, Liu, Zhang, Hu, "An Improved Knowledge Distillation Algorithm and Its Application to Object
 Detection", Computers, Materials & Continua 83(2), 2025, 2189-2205. Named "IKD" here.
@@ -25,7 +25,7 @@ Detection", Computers, Materials & Continua 83(2), 2025, 2189-2205. Named "IKD" 
 
 Left out (unknown from the abstract): the paper's exact resampling scheme, SAM placement, FAM
 design and loss weights; the defaults here are MGD's and DKD's published detection settings
-(:data:`IKD_AUTO_DEFAULTS`, ``MODEL.DISTILL.IKD``).
+(``IKD.PUBLISHED``, ``MODEL.DISTILL.IKD``).
 """
 
 import logging
@@ -35,30 +35,28 @@ import torch
 from torch import nn
 
 from .attention import SpatialAttention
-from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss, at_least_float32
+from .base import (
+    DISTILL_LOSS_REGISTRY,
+    DistillBatch,
+    DistillLoss,
+    DistillMethod,
+    at_least_float32,
+)
 from .dkd import decoupled_kd_terms, roi_logits_of
 from .ikd_blocks import GenerationBlock, OneToManyAlignment, neighbour_targets
 from .levels import ChannelAdapters, select_levels
 from .mgd import random_position_mask
 
-__all__ = ["IKDLoss", "IKD", "IKD_AUTO_DEFAULTS"]
+__all__ = ["IKDLoss", "IKD"]
 
 logger = logging.getLogger(__name__)
-
-# Values of the "-1 = auto" keys by student type: MGD's published detection settings
-# (github.com/yzd-v/MGD, det/configs: one-stage alpha 2e-5 / lambda 0.65, two-stage 5e-7 / 0.45)
-# for the feature term, half that weight for the alignment term.
-IKD_AUTO_DEFAULTS = {
-    "RetinaNet": {"FEAT_WEIGHT": 2e-5, "MASK_RATIO": 0.65, "ALIGN_WEIGHT": 1e-5},
-    "GeneralizedRCNN": {"FEAT_WEIGHT": 5e-7, "MASK_RATIO": 0.45, "ALIGN_WEIGHT": 2.5e-7},
-}
 
 
 class IKDLoss(DistillLoss):
     """Feature resampling with spatial attention, decoupled ROI logit KD, one-to-many alignment.
 
     See the module docstring. ``REQUIRES`` is {"features", "roi_head"} when the logit term is on,
-    {"features"} otherwise. Reads no config; see :func:`IKD`.
+    {"features"} otherwise. Reads no config; see :class:`IKD`.
 
     Args:
         in_features: FPN level names, in stride order.
@@ -185,43 +183,89 @@ class IKDLoss(DistillLoss):
 
 
 @DISTILL_LOSS_REGISTRY.register()
-def IKD(cfg, student_shapes, teacher_shapes) -> IKDLoss:  # noqa: N802 (the method's name)
-    """Build :class:`IKDLoss` from ``MODEL.DISTILL.IKD`` (registered as "IKD").
+class IKD(DistillMethod):
+    """IKD: the "improved knowledge distillation algorithm" of Yao et al. (CMC 2025), see the
+    module docstring; builds :class:`IKDLoss` from ``MODEL.DISTILL.IKD``.
 
     With a RetinaNet student the logit term is disabled (logged); with a Faster R-CNN student the
     Distiller checks that the teacher has an ROI box head unless ``LOGIT_WEIGHT`` is 0.
+
+    ``PUBLISHED`` holds MGD's published detection settings (github.com/yzd-v/MGD, det/configs:
+    one-stage alpha 2e-5 / lambda 0.65, two-stage 5e-7 / 0.45) for the feature term and half that
+    weight for the alignment term: the paper publishes none.
     """
-    ikd_cfg = cfg.MODEL.DISTILL.IKD
-    arch = cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
-    auto = IKD_AUTO_DEFAULTS["RetinaNet" if arch == "RetinaNet" else "GeneralizedRCNN"]
 
-    def value(key):
-        v = ikd_cfg[key]
-        return auto[key] if v < 0 else v
+    PUBLISHED = {
+        "RetinaNet": {"FEAT_WEIGHT": 2e-5, "MASK_RATIO": 0.65, "ALIGN_WEIGHT": 1e-5},
+        "GeneralizedRCNN": {"FEAT_WEIGHT": 5e-7, "MASK_RATIO": 0.45, "ALIGN_WEIGHT": 2.5e-7},
+    }
+    HEAD_HINT = "for IKD, MODEL.DISTILL.IKD.LOGIT_WEIGHT 0 turns the logit term off"
 
-    levels = select_levels(ikd_cfg.IN_FEATURES, student_shapes, teacher_shapes, "IKD")
-    logit_weight = ikd_cfg.LOGIT_WEIGHT
-    if logit_weight and arch == "RetinaNet":
-        logger.warning(
-            "IKD: the student is a RetinaNet, which has no ROI box classifier; the target / "
-            "non-target logit term (loss_ikd_logit) is disabled and only loss_ikd_feat and "
-            "loss_ikd_align are trained"
+    @staticmethod
+    def add_config(_C):
+        # FPN levels to distil, by name; [] means every level that teacher and student both
+        # have.
+        _C.IN_FEATURES = []
+        # Weight of loss_ikd_feat: sum over levels of the attention-weighted squared error
+        # between the generation block's output and the teacher map, divided by the batch size.
+        # -1: MGD's published alpha, 2e-5 for a RetinaNet student, 5e-7 for Faster R-CNN.
+        _C.FEAT_WEIGHT = -1.0
+        # Fraction of student feature positions zeroed at random before the generation block
+        # (probability in [0, 1)). -1: MGD's published lambda, 0.65 for RetinaNet, 0.45 for
+        # Faster R-CNN.
+        _C.MASK_RATIO = -1.0
+        # Kernel size (pixels of the feature map, odd) of the CBAM-style spatial attention conv.
+        _C.ATTENTION_KERNEL = 7
+        # Weight of loss_ikd_logit, the decoupled (TCKD/NCKD) ROI logit term; 0 disables it.
+        # With a RetinaNet student the term does not exist and is disabled with a log message.
+        _C.LOGIT_WEIGHT = 1.0
+        # alpha (TCKD weight), beta (NCKD weight) and temperature T of loss_ikd_logit (as DKD).
+        _C.ALPHA = 1.0
+        _C.BETA = 0.25
+        _C.TEMPERATURE = 1.0
+        # Weight of loss_ikd_align: each student level is aligned (1x1 conv + bilinear resize)
+        # to the teacher levels up to ALIGN_SPAN levels away; squared errors summed, divided by
+        # the batch size, mixed per student level with softmax weights. -1: half the feature
+        # weight (1e-5 for RetinaNet, 2.5e-7 for Faster R-CNN).
+        _C.ALIGN_WEIGHT = -1.0
+        # How many neighbouring levels (in stride order) on each side a student level aligns
+        # to; 0 is one-to-one alignment.
+        _C.ALIGN_SPAN = 1
+        # Relative weight (> 0) of a neighbouring teacher level against the same level (1.0),
+        # before the softmax normalisation; e.g. 0.5 with ALIGN_SPAN 1 gives the same level
+        # 0.5 and each neighbour 0.25.
+        _C.ALIGN_NEIGHBOR_WEIGHT = 0.5
+        # Learn the mixing weights (softmax over learnable logits initialised from the fixed
+        # ones) instead of keeping them fixed. Learned weights may drift to the easiest teacher
+        # level.
+        _C.ALIGN_LEARN_WEIGHTS = False
+
+    @classmethod
+    def build(cls, cfg, student_shapes, teacher_shapes) -> IKDLoss:
+        ikd_cfg = cls.node(cfg)
+        levels = select_levels(ikd_cfg.IN_FEATURES, student_shapes, teacher_shapes, "IKD")
+        logit_weight = ikd_cfg.LOGIT_WEIGHT
+        if logit_weight and cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE == "RetinaNet":
+            logger.warning(
+                "IKD: the student is a RetinaNet, which has no ROI box classifier; the target / "
+                "non-target logit term (loss_ikd_logit) is disabled and only loss_ikd_feat and "
+                "loss_ikd_align are trained"
+            )
+            logit_weight = 0.0
+        return IKDLoss(
+            in_features=levels,
+            student_channels={k: student_shapes[k].channels for k in levels},
+            teacher_channels={k: teacher_shapes[k].channels for k in levels},
+            feat_weight=cls.published(cfg, "FEAT_WEIGHT"),
+            logit_weight=logit_weight,
+            align_weight=cls.published(cfg, "ALIGN_WEIGHT"),
+            mask_ratio=cls.published(cfg, "MASK_RATIO"),
+            attention_kernel=ikd_cfg.ATTENTION_KERNEL,
+            alpha=ikd_cfg.ALPHA,
+            beta=ikd_cfg.BETA,
+            temperature=ikd_cfg.TEMPERATURE,
+            align_span=ikd_cfg.ALIGN_SPAN,
+            neighbour_weight=ikd_cfg.ALIGN_NEIGHBOR_WEIGHT,
+            learn_align_weights=ikd_cfg.ALIGN_LEARN_WEIGHTS,
+            adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
         )
-        logit_weight = 0.0
-    return IKDLoss(
-        in_features=levels,
-        student_channels={k: student_shapes[k].channels for k in levels},
-        teacher_channels={k: teacher_shapes[k].channels for k in levels},
-        feat_weight=value("FEAT_WEIGHT"),
-        logit_weight=logit_weight,
-        align_weight=value("ALIGN_WEIGHT"),
-        mask_ratio=value("MASK_RATIO"),
-        attention_kernel=ikd_cfg.ATTENTION_KERNEL,
-        alpha=ikd_cfg.ALPHA,
-        beta=ikd_cfg.BETA,
-        temperature=ikd_cfg.TEMPERATURE,
-        align_span=ikd_cfg.ALIGN_SPAN,
-        neighbour_weight=ikd_cfg.ALIGN_NEIGHBOR_WEIGHT,
-        learn_align_weights=ikd_cfg.ALIGN_LEARN_WEIGHTS,
-        adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
-    )

@@ -1,4 +1,4 @@
-"""Learnable blocks of IKD (seed 003): feature resampling + generation, one-to-many alignment."""
+"""Learnable blocks of IKD: feature resampling + generation, one-to-many alignment."""
 
 import math
 from typing import Dict, List, Sequence, Tuple

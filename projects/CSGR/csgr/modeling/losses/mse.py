@@ -2,7 +2,7 @@
 
 import torch
 
-from .base import DISTILL_LOSS_REGISTRY
+from .base import DISTILL_LOSS_REGISTRY, DistillMethod
 from .feature_pairs import LevelwiseFeatureLoss, build_levels_and_channels
 
 __all__ = ["MSELoss", "MSE"]
@@ -22,15 +22,27 @@ class MSELoss(LevelwiseFeatureLoss):
 
 
 @DISTILL_LOSS_REGISTRY.register()
-def MSE(cfg, student_shapes, teacher_shapes) -> MSELoss:  # noqa: N802 (the method's name)
-    """Build :class:`MSELoss` from ``MODEL.DISTILL.MSE`` (registered as "MSE")."""
-    levels, student_channels, teacher_channels = build_levels_and_channels(
-        cfg.MODEL.DISTILL.MSE.IN_FEATURES, student_shapes, teacher_shapes, "MSE"
-    )
-    return MSELoss(
-        levels,
-        student_channels,
-        teacher_channels,
-        weight=cfg.MODEL.DISTILL.MSE.WEIGHT,
-        adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
-    )
+class MSE(DistillMethod):
+    """MSE: FitNet-style hint loss (Romero et al., ICLR 2015, arXiv:1412.6550); builds
+    :class:`MSELoss` from ``MODEL.DISTILL.MSE``."""
+
+    @staticmethod
+    def add_config(_C):
+        # FPN levels to distil, by name; [] means every level teacher and student both have.
+        _C.IN_FEATURES = []
+        # Weight of loss_mse = WEIGHT * sum over levels of mean((adapted F_s - F_t)^2) (no
+        # published detection default).
+        _C.WEIGHT = 1.0
+
+    @classmethod
+    def build(cls, cfg, student_shapes, teacher_shapes) -> MSELoss:
+        levels, student_channels, teacher_channels = build_levels_and_channels(
+            cls.node(cfg).IN_FEATURES, student_shapes, teacher_shapes, "MSE"
+        )
+        return MSELoss(
+            levels,
+            student_channels,
+            teacher_channels,
+            weight=cls.published(cfg, "WEIGHT"),
+            adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
+        )

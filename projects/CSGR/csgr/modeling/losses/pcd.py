@@ -1,4 +1,4 @@
-"""PCD: "Parallel-Circuitized" response distillation for dense detectors (seed 002).
+"""PCD: "Parallel-Circuitized" response distillation for dense detectors.
 
 Song et al., "'Parallel-Circuitized' distillation for dense object detection", Displays 81
 (2024) 102587, doi:10.1016/j.displa.2023.102587.
@@ -46,7 +46,13 @@ from fvcore.nn import giou_loss
 from torch import nn
 from torch.nn import functional as F
 
-from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss, at_least_float32
+from .base import (
+    DISTILL_LOSS_REGISTRY,
+    DistillBatch,
+    DistillLoss,
+    DistillMethod,
+    at_least_float32,
+)
 
 __all__ = ["PCDLoss", "PCD", "binary_kl_with_logits", "match_anchors"]
 
@@ -105,7 +111,7 @@ def match_anchors(matcher: Matcher, anchors: Boxes, gt_instances: List) -> tuple
 class PCDLoss(DistillLoss):
     """Parallel classification / localisation response distillation with quality distillation.
 
-    See the module docstring for the terms. Reads no config; see :func:`PCD`.
+    See the module docstring for the terms. Reads no config; see :class:`PCD`.
 
     Args:
         in_channels: channels of the student's head input levels (equal on every level).
@@ -234,42 +240,70 @@ class PCDLoss(DistillLoss):
 
 
 @DISTILL_LOSS_REGISTRY.register()
-def PCD(cfg, student_shapes, teacher_shapes) -> PCDLoss:  # noqa: N802 (the method's name)
-    """Build :class:`PCDLoss` from ``MODEL.DISTILL.PCD`` (registered as "PCD").
-
-    Needs a RetinaNet student and teacher with the same anchors; the Distiller checks the pair.
+class PCD(DistillMethod):
+    """PCD: "Parallel-Circuitized" response distillation for dense detectors (Song et al.,
+    Displays 2024), reconstructed for a RetinaNet student and teacher with the same anchors;
+    builds :class:`PCDLoss` from ``MODEL.DISTILL.PCD``. The Distiller checks the pair.
     """
-    del teacher_shapes
-    if cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE != "RetinaNet":
-        raise ValueError(
-            "PCD distils a dense (RetinaNet) head's per-anchor outputs, but the student "
-            f"(MODEL.DISTILL.STUDENT_META_ARCHITECTURE) is a "
-            f"{cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE}; use a RetinaNet student and teacher, "
-            "or DKD for Faster R-CNN"
-        )
-    levels = list(cfg.MODEL.RETINANET.IN_FEATURES)
-    shapes: List[ShapeSpec] = [student_shapes[k] for k in levels]
-    channels = {s.channels for s in shapes}
-    num_anchors = set(build_anchor_generator(cfg, shapes).num_cell_anchors)
-    if len(channels) != 1 or len(num_anchors) != 1:
-        raise ValueError(
-            f"PCD: the head levels {levels} must share one width and one anchor count "
-            f"(widths {sorted(channels)}, anchors per position {sorted(num_anchors)})"
-        )
-    pcd_cfg = cfg.MODEL.DISTILL.PCD
-    matcher = Matcher(
-        cfg.MODEL.RETINANET.IOU_THRESHOLDS,
-        cfg.MODEL.RETINANET.IOU_LABELS,
-        allow_low_quality_matches=True,
+
+    APPLIES_TO = ("RetinaNet",)
+    NOT_APPLICABLE_REASON = (
+        "PCD distils a dense (RetinaNet) head's per-anchor outputs (DKD is the Faster R-CNN "
+        "counterpart)"
     )
-    return PCDLoss(
-        in_channels=channels.pop(),
-        num_anchors=num_anchors.pop(),
-        matcher=matcher,
-        cls_weight=pcd_cfg.CLS_WEIGHT,
-        loc_weight=pcd_cfg.LOC_WEIGHT,
-        quality_weight=pcd_cfg.QUALITY_WEIGHT,
-        loc_loss_type=pcd_cfg.LOC_LOSS_TYPE,
-        quality_gamma=pcd_cfg.QUALITY_GAMMA,
-        temperature=pcd_cfg.TEMPERATURE,
-    )
+
+    @staticmethod
+    def add_config(_C):
+        # Weight of loss_pcd_cls: per-anchor, per-class binary KL between the teacher's and the
+        # student's sigmoid scores at TEMPERATURE (times T^2), weighted per anchor by the
+        # teacher's quality (positive anchors) or confidence (all other anchors), normalised by
+        # the weights' sum.
+        _C.CLS_WEIGHT = 1.0
+        # Weight of loss_pcd_loc: distance between the student's and the teacher's boxes at
+        # every anchor, weighted by the teacher's confidence (max class probability),
+        # normalised by the weights' sum.
+        _C.LOC_WEIGHT = 1.0
+        # Distance of loss_pcd_loc: "giou" (1 - GIoU of the decoded XYXY boxes) or "l1" (L1 of
+        # the regression deltas, summed over the 4 coordinates).
+        _C.LOC_LOSS_TYPE = "giou"
+        # Weight of loss_pcd_quality: the student's quality branch (a 3x3 conv on its FPN
+        # features, part of the loss module, dropped at export) learns the teacher's
+        # localisation quality (IoU of the teacher's box with the matched GT box times its
+        # GT-class probability) with a quality-focal binary KL, normalised by the number of
+        # positive anchors.
+        _C.QUALITY_WEIGHT = 1.0
+        # Exponent gamma of the focal factor |q_t - q_s|^gamma of loss_pcd_quality (0: plain KL).
+        _C.QUALITY_GAMMA = 2.0
+        # Temperature T (> 0, unitless) dividing both sides' classification logits in
+        # loss_pcd_cls.
+        _C.TEMPERATURE = 1.0
+
+    @classmethod
+    def build(cls, cfg, student_shapes, teacher_shapes) -> PCDLoss:
+        del teacher_shapes
+        levels = list(cfg.MODEL.RETINANET.IN_FEATURES)
+        shapes: List[ShapeSpec] = [student_shapes[k] for k in levels]
+        channels = {s.channels for s in shapes}
+        num_anchors = set(build_anchor_generator(cfg, shapes).num_cell_anchors)
+        if len(channels) != 1 or len(num_anchors) != 1:
+            raise ValueError(
+                f"PCD: the head levels {levels} must share one width and one anchor count "
+                f"(widths {sorted(channels)}, anchors per position {sorted(num_anchors)})"
+            )
+        pcd_cfg = cls.node(cfg)
+        matcher = Matcher(
+            cfg.MODEL.RETINANET.IOU_THRESHOLDS,
+            cfg.MODEL.RETINANET.IOU_LABELS,
+            allow_low_quality_matches=True,
+        )
+        return PCDLoss(
+            in_channels=channels.pop(),
+            num_anchors=num_anchors.pop(),
+            matcher=matcher,
+            cls_weight=pcd_cfg.CLS_WEIGHT,
+            loc_weight=pcd_cfg.LOC_WEIGHT,
+            quality_weight=pcd_cfg.QUALITY_WEIGHT,
+            loc_loss_type=pcd_cfg.LOC_LOSS_TYPE,
+            quality_gamma=pcd_cfg.QUALITY_GAMMA,
+            temperature=pcd_cfg.TEMPERATURE,
+        )

@@ -3,8 +3,7 @@ arXiv:2207.02039)."""
 
 import torch
 
-from ...config.methods_feature import published_value
-from .base import DISTILL_LOSS_REGISTRY
+from .base import DISTILL_LOSS_REGISTRY, DistillMethod
 from .feature_pairs import LevelwiseFeatureLoss, build_levels_and_channels
 
 __all__ = ["PKDLoss", "PKD", "standardize_per_channel"]
@@ -45,16 +44,42 @@ class PKDLoss(LevelwiseFeatureLoss):
 
 
 @DISTILL_LOSS_REGISTRY.register()
-def PKD(cfg, student_shapes, teacher_shapes) -> PKDLoss:  # noqa: N802 (the method's name)
-    """Build :class:`PKDLoss` from ``MODEL.DISTILL.PKD`` (registered as "PKD"); ``WEIGHT`` -1
-    takes the published value for the student type (RetinaNet 10, GeneralizedRCNN 6)."""
-    levels, student_channels, teacher_channels = build_levels_and_channels(
-        cfg.MODEL.DISTILL.PKD.IN_FEATURES, student_shapes, teacher_shapes, "PKD"
-    )
-    return PKDLoss(
-        levels,
-        student_channels,
-        teacher_channels,
-        weight=published_value(cfg, "PKD", "WEIGHT"),
-        adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
-    )
+class PKD(DistillMethod):
+    """PKD: Pearson correlation distillation (Cao et al., NeurIPS 2022, arXiv:2207.02039);
+    builds :class:`PKDLoss` from ``MODEL.DISTILL.PKD``.
+
+    Published weights and levels: open-mmlab/mmrazor configs/distill/mmdet/pkd/
+    pkd_fpn_retina_x101_retina_r50_2x_coco.py (10 on p3-p6) and
+    pkd_fpn_frcnn_r101_frcnn_r50_2x_coco.py (6 on p2-p5).
+    """
+
+    PUBLISHED = {
+        "RetinaNet": {"WEIGHT": 10.0, "IN_FEATURES": ["p3", "p4", "p5", "p6"]},
+        "GeneralizedRCNN": {"WEIGHT": 6.0, "IN_FEATURES": ["p2", "p3", "p4", "p5"]},
+    }
+
+    @staticmethod
+    def add_config(_C):
+        # FPN levels to distil, by name. [] means the published levels for the student type
+        # (RetinaNet: p3-p6; GeneralizedRCNN: p2-p5), restricted to those both sides have.
+        _C.IN_FEATURES = []
+        # Weight of loss_pkd = WEIGHT * sum over levels of MSE(norm F_s, norm F_t) / 2, i.e. of
+        # the mean over channels of 1 - Pearson r. -1: published (RetinaNet 10,
+        # GeneralizedRCNN 6).
+        _C.WEIGHT = -1.0
+
+    @classmethod
+    def build(cls, cfg, student_shapes, teacher_shapes) -> PKDLoss:
+        levels, student_channels, teacher_channels = build_levels_and_channels(
+            cls.levels(cfg, student_shapes, teacher_shapes),
+            student_shapes,
+            teacher_shapes,
+            "PKD",
+        )
+        return PKDLoss(
+            levels,
+            student_channels,
+            teacher_channels,
+            weight=cls.published(cfg, "WEIGHT"),
+            adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
+        )

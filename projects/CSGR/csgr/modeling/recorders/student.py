@@ -1,7 +1,9 @@
-"""Capturing the student's head outputs during its own training forward, through hooks.
+"""The student recorder: what the student computes during its own training forward, through
+hooks.
 
-The student runs once, as a plain detector; response-based losses read what its heads produced
-on the way. Keys of the dict :meth:`StudentHeadCapture.collect` returns (``DistillBatch.
+The student runs once, as a plain detector; the distillation losses read what its backbone
+(FPN) and heads produced on the way. :meth:`StudentRecorder.collect` returns the features, the
+padded input size and the head outputs; keys of the head outputs (``DistillBatch.
 student_outputs``), by requirement:
 
 "dense_head" (RetinaNet):
@@ -17,14 +19,14 @@ student_outputs``), by requirement:
     roi_gt_classes (R,): their classes in [0, K] (K = background), from the sampled proposals.
 """
 
-from typing import Any, Dict, Iterable, List
+from typing import Any, Dict, Iterable, List, Tuple
 
 import torch
 from detectron2.modeling.meta_arch.dense_detector import permute_to_N_HWA_K
 from detectron2.structures import Boxes
 from torch import nn
 
-__all__ = ["StudentHeadCapture", "flatten_dense", "decode_dense"]
+__all__ = ["StudentRecorder", "flatten_dense", "decode_dense"]
 
 
 def flatten_dense(predictions: List[torch.Tensor], dim: int) -> torch.Tensor:
@@ -39,20 +41,23 @@ def decode_dense(box2box_transform, deltas: torch.Tensor, anchors: Boxes) -> tor
     return boxes.view(n, r, 4)
 
 
-class StudentHeadCapture:
-    """Installs forward hooks on a student's heads and assembles ``student_outputs``.
+class StudentRecorder:
+    """Installs forward hooks on a student's backbone and heads and assembles what the losses
+    read of it.
 
     Hooks record only while the student is in training mode.
 
     Args:
         student: the student detector.
-        requires: the union of the losses' ``REQUIRES``.
+        requires: the union of the losses' ``REQUIRES`` (empty: nothing is recorded).
     """
 
     def __init__(self, student: nn.Module, requires: Iterable[str]):
         self.student = student
         self.requires = set(requires)
         self._store: Dict[str, Any] = {}
+        if self.requires:
+            student.backbone.register_forward_hook(self._record_features)
         if "dense_head" in self.requires:
             student.head.register_forward_hook(self._record("dense"))
             student.anchor_generator.register_forward_hook(self._record("anchors"))
@@ -69,6 +74,11 @@ class StudentHeadCapture:
 
         return hook
 
+    def _record_features(self, module, inputs, output):
+        if self.student.training:
+            self._store["features"] = output
+            self._store["image_shape"] = tuple(inputs[0].shape[-2:])
+
     def _record_pooler_boxes(self, module, inputs):
         if self.student.training:
             self._store["roi_boxes"] = inputs[1]
@@ -76,13 +86,20 @@ class StudentHeadCapture:
     def clear(self) -> None:
         self._store.clear()
 
-    def collect(self) -> Dict[str, Any]:
-        """The captured outputs of the last training forward (keys in the module docstring).
+    def collect(self) -> Tuple[Dict[str, torch.Tensor], Tuple[int, int], Dict[str, Any]]:
+        """What the last training forward recorded, and forget it.
+
+        Returns:
+            features: backbone outputs by level name, each (N, C_s, H_l, W_l).
+            image_shape: (H, W) of the padded batch tensor.
+            outputs: the head outputs (keys in the module docstring).
 
         Raises:
-            RuntimeError: a required head did not run.
+            RuntimeError: the backbone or a required head did not run.
         """
         store, self._store = self._store, {}
+        if "features" not in store:
+            raise RuntimeError("the student's backbone did not run during a training forward")
         out: Dict[str, Any] = {}
         if "dense_head" in self.requires:
             if "dense" not in store or "anchors" not in store:
@@ -110,4 +127,4 @@ class StudentHeadCapture:
                 )
             out.update(roi_boxes=boxes, roi_logits=scores, roi_deltas=deltas)
             out["roi_gt_classes"] = classes
-        return out
+        return store["features"], store["image_shape"], out

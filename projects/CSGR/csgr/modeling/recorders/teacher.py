@@ -1,24 +1,25 @@
-"""Running the frozen teacher's heads for response-based losses, and checking at build time that
-student and teacher have the heads the chosen losses need.
+"""The teacher recorder: the frozen teacher's features and head outputs for the losses, computed
+under ``torch.no_grad()`` with its own preprocessing and only as far as the losses need; and the
+build-time check that student and teacher have the heads the chosen losses need.
 
-Keys of :func:`teacher_head_outputs` (``DistillBatch.teacher_outputs``), by requirement:
+Keys of :meth:`TeacherRecorder.head_outputs` (``DistillBatch.teacher_outputs``), by requirement:
 
 "dense_head": dense_logits (N, R, K), dense_deltas (N, R, 4), dense_boxes (N, R, 4, decoded with
     the teacher's box transform on the student's anchors): the teacher's RetinaNet head on its own
-    FPN features, same anchor layout as the student's (see :mod:`.student_outputs`).
+    FPN features, same anchor layout as the student's (see :mod:`.student`).
 "roi_head": roi_logits (R, K + 1), roi_deltas: the teacher's box pooler, box head and box
     predictor on the student's sampled proposal boxes (no teacher RPN).
 """
 
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional
 
 import torch
 from detectron2.modeling.roi_heads import CascadeROIHeads, StandardROIHeads
 from torch import nn
 
-from .student_outputs import decode_dense, flatten_dense
+from .student import decode_dense, flatten_dense
 
-__all__ = ["RESPONSE_REQUIREMENTS", "check_head_requirements", "teacher_head_outputs"]
+__all__ = ["RESPONSE_REQUIREMENTS", "TeacherRecorder", "check_head_requirements"]
 
 RESPONSE_REQUIREMENTS = ("dense_head", "roi_head")
 _DENSE_ATTRS = ("head", "anchor_generator", "box2box_transform", "head_in_features")
@@ -64,13 +65,17 @@ def _anchor_problem(student: nn.Module, teacher: nn.Module) -> str:
 
 
 def check_head_requirements(
-    requires_by_method: Dict[str, Iterable[str]], student: nn.Module, teacher: nn.Module
+    requires_by_method: Dict[str, Iterable[str]],
+    student: nn.Module,
+    teacher: nn.Module,
+    hints: Optional[Dict[str, str]] = None,
 ) -> None:
     """Raise, when the Distiller is built, if a loss needs a head that student or teacher lacks.
 
     Args:
         requires_by_method: each method's ``REQUIRES``.
         student / teacher: the two detectors.
+        hints: per method, text added to the error (e.g. how to turn the term off).
 
     Raises:
         ValueError: naming the method, the missing head, the model at fault and why.
@@ -85,11 +90,7 @@ def check_head_requirements(
         for role, model in (("student", student), ("teacher", teacher)):
             problem = problem_of(model)
             if problem:
-                hint = (
-                    " (for IKD, MODEL.DISTILL.IKD.LOGIT_WEIGHT 0 turns the logit term off)"
-                    if "IKD" in methods and requirement == "roi_head"
-                    else ""
-                )
+                hint = "".join(f" ({(hints or {})[m]})" for m in methods if (hints or {}).get(m))
                 raise ValueError(
                     f"{', '.join(methods)} distil{'s' if len(methods) == 1 else ''} {what}, "
                     f"but the {role} is {problem}; this method needs a "
@@ -105,38 +106,67 @@ def check_head_requirements(
         raise ValueError(f"unknown distillation requirements {sorted(unknown)}")
 
 
-@torch.no_grad()
-def teacher_head_outputs(
-    teacher: nn.Module,
-    teacher_features: Dict[str, torch.Tensor],
-    student_outputs: Dict[str, object],
-    requires: Iterable[str],
-) -> Dict[str, object]:
-    """Run the teacher's heads as far as ``requires`` needs (keys in the module docstring).
+class TeacherRecorder:
+    """Runs the frozen teacher as far as the losses need.
 
     Args:
-        teacher: the frozen teacher (eval mode).
-        teacher_features: its FPN features by level name.
-        student_outputs: the captured student outputs (anchors, sampled proposal boxes).
+        teacher: the frozen teacher (eval mode), with an ``input_format`` attribute.
+        student_input_format: the student's ``INPUT.FORMAT``; the teacher's input channels are
+            flipped where the two differ (BGR vs RGB).
         requires: the union of the losses' ``REQUIRES``.
     """
-    requires = set(requires)
-    out: Dict[str, object] = {}
-    if "dense_head" in requires:
-        logits, deltas = teacher.head([teacher_features[f] for f in teacher.head_in_features])
-        out["dense_logits"] = flatten_dense(logits, teacher.num_classes)
-        out["dense_deltas"] = flatten_dense(deltas, 4)
-        anchors = student_outputs["anchors"]
-        if out["dense_logits"].shape[1] != len(anchors):
-            raise ValueError(
-                f"teacher head gives {out['dense_logits'].shape[1]} anchors, the student "
-                f"{len(anchors)}; their padded input sizes or anchors differ"
+
+    def __init__(self, teacher: nn.Module, student_input_format: str, requires: Iterable[str]):
+        self.teacher = teacher
+        self.flip_channels = teacher.input_format != student_input_format
+        self.requires = set(requires)
+
+    @torch.no_grad()
+    def features(self, batched_inputs: List[dict]) -> Dict[str, torch.Tensor]:
+        """Teacher backbone+FPN features, with the teacher's own channel order, pixel mean/std
+        and padding.
+
+        Args:
+            batched_inputs: Detectron2 model inputs (``"image"``: (3, H, W) in the student's
+                format).
+
+        Returns:
+            dict of (N, C_t, H_l, W_l) tensors by level name.
+        """
+        if self.flip_channels:
+            batched_inputs = [{"image": x["image"].flip(0)} for x in batched_inputs]
+        images = self.teacher.preprocess_image(batched_inputs)
+        return self.teacher.backbone(images.tensor)
+
+    @torch.no_grad()
+    def head_outputs(
+        self, teacher_features: Dict[str, torch.Tensor], student_outputs: Dict[str, object]
+    ) -> Dict[str, object]:
+        """Run the teacher's heads as far as ``requires`` needs (keys in the module docstring).
+
+        Args:
+            teacher_features: its FPN features by level name.
+            student_outputs: the recorded student outputs (anchors, sampled proposal boxes).
+        """
+        teacher, requires = self.teacher, self.requires
+        out: Dict[str, object] = {}
+        if "dense_head" in requires:
+            logits, deltas = teacher.head([teacher_features[f] for f in teacher.head_in_features])
+            out["dense_logits"] = flatten_dense(logits, teacher.num_classes)
+            out["dense_deltas"] = flatten_dense(deltas, 4)
+            anchors = student_outputs["anchors"]
+            if out["dense_logits"].shape[1] != len(anchors):
+                raise ValueError(
+                    f"teacher head gives {out['dense_logits'].shape[1]} anchors, the student "
+                    f"{len(anchors)}; their padded input sizes or anchors differ"
+                )
+            out["dense_boxes"] = decode_dense(
+                teacher.box2box_transform, out["dense_deltas"], anchors
             )
-        out["dense_boxes"] = decode_dense(teacher.box2box_transform, out["dense_deltas"], anchors)
-    if "roi_head" in requires:
-        roi_heads = teacher.roi_heads
-        boxes: List = student_outputs["roi_boxes"]
-        features = [teacher_features[f] for f in roi_heads.box_in_features]
-        box_features = roi_heads.box_head(roi_heads.box_pooler(features, boxes))
-        out["roi_logits"], out["roi_deltas"] = roi_heads.box_predictor(box_features)
-    return out
+        if "roi_head" in requires:
+            roi_heads = teacher.roi_heads
+            boxes: List = student_outputs["roi_boxes"]
+            features = [teacher_features[f] for f in roi_heads.box_in_features]
+            box_features = roi_heads.box_head(roi_heads.box_pooler(features, boxes))
+            out["roi_logits"], out["roi_deltas"] = roi_heads.box_predictor(box_features)
+        return out

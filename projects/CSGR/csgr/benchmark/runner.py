@@ -1,0 +1,267 @@
+"""The experiment runner: running (or reusing) planned training runs and reading their results.
+
+Each run is one ``tools/train_net.py`` process (:func:`_train` is the one place that starts one
+and waits for it); a finished run is reused when its folder holds an evaluation and a stamp of
+the same merged config. With a :class:`~csgr.utils.progress.ProgressBoard`, every run shows its
+live progress (iteration, s/it, ETA, loss, then AP) while it trains.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from ..config import load_config
+from ..evaluation import last_evaluation, read_metrics
+from ..utils.progress import ProgressBoard
+from .accuracy_runs import METRICS, Run
+
+__all__ = [
+    "STAMP",
+    "ExperimentResult",
+    "final_metrics",
+    "config_digest",
+    "run_or_reuse",
+    "run_many",
+    "run_experiment",
+    "plan_progress",
+]
+
+STAMP = "csgr_benchmark_stamp.json"
+
+
+def final_metrics(output_dir: str) -> Optional[Dict[str, float]]:
+    """The last box evaluation of ``output_dir/metrics.json``; None if there is none."""
+    path = os.path.join(output_dir, "metrics.json")
+    if not os.path.isfile(path):
+        return None
+    found = last_evaluation(read_metrics(path))
+    if "AP" not in found:
+        return None
+    return {m: found.get(m, float("nan")) for m in METRICS}
+
+
+def config_digest(run: Run) -> str:
+    """SHA-256 of the run's full merged config (``_BASE_`` files and opts resolved) and of the
+    content of ``run.depends_on``."""
+    cfg = load_config(run.config_file, ["OUTPUT_DIR", run.output_dir, *run.opts])
+    digest = hashlib.sha256(cfg.dump().encode())
+    if run.depends_on:
+        with open(run.depends_on, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _train(run: Run, threads: Optional[int], log, progress: Optional[ProgressBoard]) -> float:
+    """Launch ``run``'s training process, wait for it, and return its wall seconds.
+
+    The one place a run's subprocess is started; its stdout and stderr go to
+    ``<output_dir>/stdout.log``. While it runs, ``progress`` (if any) is refreshed every second.
+
+    Raises:
+        RuntimeError: the process failed; the message ends with the log's last lines.
+    """
+    log_path = os.path.join(run.output_dir, "stdout.log")
+    log(f"[{run.name}] {' '.join(run.command()[1:])}  (log: {log_path})")
+    env = dict(os.environ)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    start = time.perf_counter()
+    with open(log_path, "w") as f:
+        proc = subprocess.Popen(
+            run.command(), cwd=run.cwd, stdout=f, stderr=subprocess.STDOUT, env=env
+        )
+        if progress is not None and run.name in progress.rows:
+            progress.start(run.name)
+        while proc.poll() is None:
+            if progress is not None:
+                progress.refresh()
+            try:
+                proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                pass
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        with open(log_path) as f:
+            tail = "".join(f.readlines()[-30:])
+        raise RuntimeError(
+            f"[{run.name}] failed (exit {proc.returncode}); end of {log_path}:\n{tail}"
+        )
+    return seconds
+
+
+def run_or_reuse(
+    run: Run,
+    reuse: bool,
+    log=print,
+    threads: Optional[int] = None,
+    progress: Optional[ProgressBoard] = None,
+) -> Tuple[Dict[str, float], float, bool]:
+    """Train and evaluate ``run`` through tools/train_net.py, or reuse its finished results.
+
+    A run is reused (with ``reuse``) when its folder has a bbox evaluation in metrics.json and a
+    stamp of the same merged config; anything else trains again from scratch.
+
+    Args:
+        threads: ``OMP_NUM_THREADS`` of the training process (None: inherited).
+        progress: a board planned with :func:`plan_progress`; the run's row shows its progress.
+
+    Returns:
+        (metrics, wall seconds of the training, whether it was reused).
+
+    Raises:
+        RuntimeError: the training failed (the message ends with the log's last lines) or wrote
+            no evaluation.
+    """
+    digest = config_digest(run)
+    stamp_path = os.path.join(run.output_dir, STAMP)
+    if reuse and os.path.isfile(stamp_path):
+        with open(stamp_path) as f:
+            stamp = json.load(f)
+        metrics = final_metrics(run.output_dir)
+        if stamp.get("config_sha256") == digest and metrics is not None:
+            log(f"[{run.name}] reusing {run.output_dir}")
+            _finish(progress, run, metrics, "reused")
+            return metrics, float(stamp.get("seconds", float("nan"))), True
+    os.makedirs(run.output_dir, exist_ok=True)
+    for stale in (STAMP, "metrics.json", "last_checkpoint"):
+        if os.path.exists(os.path.join(run.output_dir, stale)):
+            os.remove(os.path.join(run.output_dir, stale))
+    try:
+        seconds = _train(run, threads, log, progress)
+    except RuntimeError:
+        _finish(progress, run, None, "failed")
+        raise
+    metrics = final_metrics(run.output_dir)
+    if metrics is None:
+        _finish(progress, run, None, "failed")
+        raise RuntimeError(
+            f"[{run.name}] wrote no bbox evaluation to {run.output_dir}/metrics.json"
+        )
+    _finish(progress, run, metrics, "done")
+    with open(stamp_path, "w") as f:
+        json.dump({"config_sha256": digest, "command": run.command(), "seconds": seconds}, f)
+    log(f"[{run.name}] done in {seconds / 60:.1f} min: AP {metrics['AP']:.2f}")
+    return metrics, seconds, False
+
+
+def _finish(progress, run: Run, metrics, state: str) -> None:
+    if progress is not None and run.name in progress.rows:
+        progress.finish(run.name, ap=metrics["AP"] if metrics else None, state=state)
+
+
+def plan_progress(teacher: Optional[Run], students: List[Run], jobs: int, **board_kwargs):
+    """A :class:`ProgressBoard` with a row per run: the teacher first, then the students in the
+    groups of ``jobs`` that train side by side. Totals are the runs' merged ``SOLVER.MAX_ITER``.
+    """
+    board = ProgressBoard(**board_kwargs)
+    runs = ([teacher] if teacher is not None else []) + list(students)
+    for i, run in enumerate(runs):
+        stage = 0 if run is teacher else 1 + (i - (teacher is not None)) // max(jobs, 1)
+        total = load_config(run.config_file, run.opts).SOLVER.MAX_ITER
+        board.add(run.name, run.name, total, stage=stage, output_dir=run.output_dir)
+    return board
+
+
+def run_many(
+    runs: List[Run],
+    reuse: bool,
+    jobs: int = 1,
+    log=print,
+    progress: Optional[ProgressBoard] = None,
+) -> list:
+    """:func:`run_or_reuse` for several runs, ``jobs`` of them at a time.
+
+    With ``jobs > 1`` each process gets ``max(1, cpu_count // jobs)`` threads: on a small CPU two
+    small trainings side by side use the cores better than one after the other. The runs are
+    independent (different output folders); their results do not depend on ``jobs`` beyond the
+    floating-point effects of the thread count.
+
+    Returns:
+        per run, in order: ``(metrics, seconds, reused)``, or the ``RuntimeError`` it raised.
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+
+    def one(run):
+        try:
+            return run_or_reuse(run, reuse, log=log, threads=threads, progress=progress)
+        except RuntimeError as e:
+            return e
+
+    if jobs == 1:
+        return [one(run) for run in runs]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(one, runs))
+
+
+@dataclass
+class ExperimentResult:
+    """What :func:`run_experiment` returns; every dict is keyed by run label (teacher, baseline,
+    a method) and lists one entry per seed, in run order.
+
+    Attributes:
+        results: the metrics of each finished run.
+        seconds: the wall seconds of each run's training (a reused run's as recorded).
+        reused: whether each run was reused.
+        failed: ``{"<label> seed <k>": the error}`` of the student runs that failed.
+    """
+
+    results: Dict[str, List[Dict[str, float]]] = field(default_factory=dict)
+    seconds: Dict[str, List[float]] = field(default_factory=dict)
+    reused: Dict[str, List[bool]] = field(default_factory=dict)
+    failed: Dict[str, str] = field(default_factory=dict)
+
+    def add(self, label: str, metrics: Dict[str, float], seconds: float, reused: bool) -> None:
+        self.results.setdefault(label, []).append(metrics)
+        self.seconds.setdefault(label, []).append(seconds)
+        self.reused.setdefault(label, []).append(reused)
+
+
+def run_experiment(
+    teacher: Optional[Run],
+    students: List[Run],
+    reuse_teacher: bool,
+    reuse_students: bool,
+    jobs: int = 1,
+    teacher_weights: str = "",
+    log=print,
+    progress: Optional[ProgressBoard] = None,
+) -> ExperimentResult:
+    """Run (or reuse) the teacher, then the students ``jobs`` at a time.
+
+    Args:
+        teacher / students: from :func:`plan_runs`.
+        reuse_teacher / reuse_students: reuse finished runs of the same merged config.
+        teacher_weights: with no teacher run, the given teacher's weights; its own evaluation
+            is reported when a metrics.json lies next to them.
+        progress: live progress of every run (see :func:`plan_progress`); ``log`` should then
+            be its :meth:`~csgr.utils.progress.ProgressBoard.write`.
+
+    Raises:
+        RuntimeError: the teacher's training failed (a failed student is recorded in
+            ``failed`` and the others go on).
+    """
+    out = ExperimentResult()
+    if teacher is not None:
+        out.add("teacher", *run_or_reuse(teacher, reuse_teacher, log=log, progress=progress))
+    elif teacher_weights:
+        metrics = final_metrics(os.path.dirname(os.path.abspath(teacher_weights)))
+        if metrics is not None:
+            out.results["teacher"] = [metrics]
+    for run, outcome in zip(
+        students, run_many(students, reuse_students, jobs, log=log, progress=progress)
+    ):
+        if isinstance(outcome, RuntimeError):  # report it; the other runs went on
+            lines = [line for line in str(outcome).splitlines() if line.strip()]
+            out.failed[run.name] = f"{lines[0]} ... {lines[-1][:300]}"
+            log(str(outcome))
+            continue
+        out.add(run.label, *outcome)
+    return out

@@ -1,0 +1,82 @@
+"""Reading configs: the one path rule, the one "load a config from a file", and what a config
+says about its detector.
+
+Path rule (as Detectron2 resolves ``_BASE_``): a relative path is taken from the working
+directory if it exists there, else from the folder of the config file that names it. Paths
+given on the command line (opts) are taken from the working directory.
+"""
+
+import os
+from typing import Optional, Sequence
+
+from detectron2.config import CfgNode, get_cfg
+
+from .defaults import add_csgr_config
+
+__all__ = ["resolve_path", "load_config", "detector_meta_arch", "num_classes"]
+
+# keys holding paths that a config file may give relative to its own folder
+_PATH_KEYS = ("CONFIG_FILE", "WEIGHTS")
+
+
+def resolve_path(path: str, config_dir: Optional[str] = None) -> str:
+    """``path`` as given if it is empty, a URL, absolute or exists from the working directory;
+    else ``config_dir/path`` if that exists; else ``path`` unchanged (the caller's error then
+    names it).
+
+    Args:
+        path: a file path from a config or the command line.
+        config_dir: the folder of the config file that names ``path``, if any.
+    """
+    if not path or "://" in path or os.path.isabs(path) or os.path.exists(path):
+        return path
+    if config_dir:
+        candidate = os.path.join(config_dir, path)
+        if os.path.exists(candidate):
+            return candidate
+    return path
+
+
+def load_config(config_file: str, opts: Sequence[str] = ()) -> CfgNode:
+    """A config with CSGR's keys, merged from a YAML file (``_BASE_`` followed) and ``KEY VALUE``
+    opts; unfrozen.
+
+    Relative ``MODEL.DISTILL.TEACHER.{CONFIG_FILE, WEIGHTS}`` set by the file follow the path
+    rule of the module docstring (the file's folder is the second place looked in).
+
+    Raises:
+        FileNotFoundError: naming the config file.
+        KeyError: naming the config file, when it holds a key unknown to Detectron2 and CSGR.
+    """
+    if not os.path.isfile(config_file):
+        raise FileNotFoundError(
+            f"no such config file {config_file!r} (relative paths are taken from the working "
+            f"directory {os.getcwd()})"
+        )
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    try:
+        cfg.merge_from_file(config_file)
+    except KeyError as e:
+        raise KeyError(f"{config_file}: {e}") from e
+    config_dir = os.path.dirname(os.path.abspath(config_file))
+    teacher = cfg.MODEL.DISTILL.TEACHER
+    for key in _PATH_KEYS:
+        teacher[key] = resolve_path(teacher[key], config_dir)
+    cfg.merge_from_list(list(opts))
+    return cfg
+
+
+def detector_meta_arch(cfg: CfgNode) -> str:
+    """The detector meta-architecture a config describes, looking through a Distiller config."""
+    arch = cfg.MODEL.META_ARCHITECTURE
+    if arch == "Distiller":
+        return cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
+    return arch
+
+
+def num_classes(cfg: CfgNode) -> int:
+    """Number of object classes of the detector a config describes."""
+    if detector_meta_arch(cfg) == "RetinaNet":
+        return cfg.MODEL.RETINANET.NUM_CLASSES
+    return cfg.MODEL.ROI_HEADS.NUM_CLASSES
