@@ -407,3 +407,27 @@ def test_train_net_two_iterations(
         text = f.read()
     assert all(f'"{term}"' in text for term in terms), text
     assert os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
+
+
+@pytest.mark.parametrize(
+    "arch, method, key",
+    [
+        ("RetinaNet", "PCD", "CLS_WEIGHT"),
+        ("RetinaNet", "PCD", "QUALITY_WEIGHT"),
+        ("GeneralizedRCNN", "DKD", "BETA"),
+        ("GeneralizedRCNN", "IKD", "LOGIT_WEIGHT"),
+    ],
+)
+def test_negative_weights_are_errors_naming_the_key(arch, method, key):
+    from detectron2.layers import ShapeSpec
+
+    from csgr.modeling.losses import get_method
+
+    cfg = tiny_cfg(arch)
+    cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = arch
+    levels = ("p2", "p3", "p4", "p5", "p6", "p7")
+    shapes = {k: ShapeSpec(channels=32, stride=2 ** int(k[1:])) for k in levels}
+    for value, match in ((-0.5, "is -0.5"), (-1.0, "is -1")):  # no published value: -1 too
+        cfg.MODEL.DISTILL[method][key] = value
+        with pytest.raises(ValueError, match=rf"MODEL\.DISTILL\.{method}\.{key} {match}"):
+            get_method(method).build(cfg, shapes, shapes)

@@ -335,3 +335,26 @@ def test_nan_loss_stops_training_naming_term_and_iteration(
     # no update used the NaN: the weights in memory are still finite
     for k, v in trainer.model.state_dict().items():
         assert not v.is_floating_point() or torch.isfinite(v).all(), k
+
+
+def test_nan_message_names_the_term_that_grew():
+    from csgr.engine.nan_guard import check_finite_losses
+
+    first = {}
+    t = torch.tensor
+    check_finite_losses({"loss_cls": t(1.2), "loss_csgr_rel": t(15.0)}, 0, first_values=first)
+    check_finite_losses({"loss_cls": t(1.0), "loss_csgr_rel": t(0.0)}, 1, first_values=first)
+    assert first == {"loss_cls": (0, pytest.approx(1.2)), "loss_csgr_rel": (0, 15.0)}
+    with pytest.raises(NonFiniteLossError) as e:
+        check_finite_losses(
+            {"loss_cls": t(float("nan")), "loss_csgr_rel": t(1.5e6)}, 44, first_values=first
+        )
+    message = str(e.value)
+    assert "iteration 44" in message and "loss_cls=nan" in message
+    assert "Largest growth: loss_csgr_rel from 15 (iteration 0) to 1.5e+06 (x1e+05)" in message
+    assert "LOSS_SCALE.MODE calibrated" in message
+    with pytest.raises(NonFiniteLossError) as e:  # nothing grew tenfold: no growth note
+        check_finite_losses(
+            {"loss_cls": t(float("inf")), "loss_csgr_rel": t(16.0)}, 45, None, first
+        )
+    assert "Largest growth" not in str(e.value)

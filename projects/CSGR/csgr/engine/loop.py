@@ -77,7 +77,9 @@ class GuardedTrainer(SimpleTrainer):
             loss_dict = self.model(data)
         if isinstance(loss_dict, torch.Tensor):
             loss_dict = {"total_loss": loss_dict}
-        check_finite_losses(loss_dict, self.iter, self.nonfinite_hint)
+        if not hasattr(self, "_first_loss_values"):
+            self._first_loss_values = {}  # term -> (iteration, first non-zero value)
+        check_finite_losses(loss_dict, self.iter, self.nonfinite_hint, self._first_loss_values)
         losses = sum(v.float() for v in loss_dict.values())
         if not self.zero_grad_before_forward:
             self.optimizer.zero_grad()

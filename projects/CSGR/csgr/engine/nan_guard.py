@@ -3,17 +3,22 @@
 Detectron2's ``SimpleTrainer`` notices a non-finite *total* loss only when writing metrics
 (after ``backward``), on the main process only. :func:`check_finite_losses` runs before
 ``backward``: every process stops at the same iteration (one all-reduce of a flag), and the
-error names the non-finite terms, their values and the iteration. No optimizer step has used
-them, so the weights and the last checkpoint are those of the previous iteration.
+error names the non-finite terms, their values and the iteration, and the finite term that grew
+most since its first value (a distillation term whose weight is too large for the data often
+blows up first and drags the detection terms to NaN). No optimizer step has used them, so the
+weights and the last checkpoint are those of the previous iteration.
 """
 
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import torch.distributed as dist
 from detectron2.utils import comm
 
-__all__ = ["NonFiniteLossError", "check_finite_losses"]
+__all__ = ["NonFiniteLossError", "check_finite_losses", "largest_growth"]
+
+# a finite term this many times its first value is named as the likely cause
+GROWTH_TO_REPORT = 10.0
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -29,8 +34,54 @@ def _any_rank(flag: torch.Tensor) -> bool:
     return bool(flag)
 
 
+def largest_growth(
+    first: Dict[str, Tuple[int, float]], current: Dict[str, float]
+) -> Optional[Tuple[str, int, float, float]]:
+    """The finite term with the largest ``|current| / |first|``, if at least
+    :data:`GROWTH_TO_REPORT`.
+
+    Args:
+        first: term -> (iteration, its first non-zero finite value).
+        current: term -> value now.
+
+    Returns:
+        (term, first iteration, first value, value now), or None.
+    """
+    best, best_ratio = None, GROWTH_TO_REPORT
+    for k, v in current.items():
+        if k not in first or not torch.isfinite(torch.tensor(v)):
+            continue
+        it, v0 = first[k]
+        ratio = abs(v) / abs(v0)
+        if ratio >= best_ratio:
+            best, best_ratio = (k, it, v0, v), ratio
+    return best
+
+
+def _growth_note(first, current) -> str:
+    grown = largest_growth(first, current)
+    if grown is None:
+        return ""
+    k, it, v0, v = grown
+    note = f" Largest growth: {k} from {v0:.4g} (iteration {it}) to {v:.4g} (x{v / v0:.3g})."
+    if k not in _DETECTION_TERMS:
+        note += (
+            " A distillation term growing like this usually means its weight is too large for "
+            "this data: try MODEL.DISTILL.LOSS_SCALE.MODE calibrated, or lower the method's "
+            "weight."
+        )
+    return note
+
+
+# the student detectors' own terms (Detectron2's GeneralizedRCNN and RetinaNet)
+_DETECTION_TERMS = {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc"}
+
+
 def check_finite_losses(
-    loss_dict: Dict[str, torch.Tensor], iteration: int, hint: Optional[Callable[[], str]] = None
+    loss_dict: Dict[str, torch.Tensor],
+    iteration: int,
+    hint: Optional[Callable[[], str]] = None,
+    first_values: Optional[Dict[str, Tuple[int, float]]] = None,
 ) -> None:
     """Raise :class:`NonFiniteLossError` if a loss term is NaN or infinite on any process.
 
@@ -38,6 +89,8 @@ def check_finite_losses(
         loss_dict: the model's losses by name (scalars).
         iteration: the current iteration, for the message.
         hint: returns text appended to the message (e.g. the last checkpoint).
+        first_values: term -> (iteration, first non-zero finite value); updated in place with
+            the terms seen for the first time, and used to name the term that grew most.
 
     Raises:
         NonFiniteLossError: on every process, naming this process's non-finite terms.
@@ -48,6 +101,10 @@ def check_finite_losses(
     values = torch.stack([loss_dict[k].detach().float().sum() for k in names])
     finite = torch.isfinite(values)
     if not _any_rank(~finite.all()):
+        if first_values is not None and len(first_values) < len(names):
+            for k, v in zip(names, values.tolist()):
+                if k not in first_values and v != 0:
+                    first_values[k] = (iteration, v)
         return
     values, finite = values.tolist(), finite.tolist()
     bad = ", ".join(f"{k}={v}" for k, v, ok in zip(names, values, finite) if not ok)
@@ -61,6 +118,8 @@ def check_finite_losses(
             f"Non-finite loss at iteration {iteration} on another rank (rank {rank} has only "
             f"finite terms: {good})."
         )
+    if first_values:
+        message += _growth_note(first_values, dict(zip(names, values)))
     message += (
         " Training stopped before backward: this iteration changed no weight and wrote no "
         "checkpoint."

@@ -173,4 +173,8 @@ class DKD(DistillMethod):
     def build(cls, cfg, student_shapes, teacher_shapes) -> DKDLoss:
         del student_shapes, teacher_shapes
         dkd_cfg = cls.node(cfg)
-        return DKDLoss(alpha=dkd_cfg.ALPHA, beta=dkd_cfg.BETA, temperature=dkd_cfg.TEMPERATURE)
+        return DKDLoss(
+            alpha=cls.published(cfg, "ALPHA"),
+            beta=cls.published(cfg, "BETA"),
+            temperature=dkd_cfg.TEMPERATURE,
+        )

@@ -244,7 +244,7 @@ class IKD(DistillMethod):
     def build(cls, cfg, student_shapes, teacher_shapes) -> IKDLoss:
         ikd_cfg = cls.node(cfg)
         levels = select_levels(ikd_cfg.IN_FEATURES, student_shapes, teacher_shapes, "IKD")
-        logit_weight = ikd_cfg.LOGIT_WEIGHT
+        logit_weight = cls.published(cfg, "LOGIT_WEIGHT")
         if logit_weight and cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE == "RetinaNet":
             logger.warning(
                 "IKD: the student is a RetinaNet, which has no ROI box classifier; the target / "
@@ -261,8 +261,8 @@ class IKD(DistillMethod):
             align_weight=cls.published(cfg, "ALIGN_WEIGHT"),
             mask_ratio=cls.published(cfg, "MASK_RATIO"),
             attention_kernel=ikd_cfg.ATTENTION_KERNEL,
-            alpha=ikd_cfg.ALPHA,
-            beta=ikd_cfg.BETA,
+            alpha=cls.published(cfg, "ALPHA"),
+            beta=cls.published(cfg, "BETA"),
             temperature=ikd_cfg.TEMPERATURE,
             align_span=ikd_cfg.ALIGN_SPAN,
             neighbour_weight=ikd_cfg.ALIGN_NEIGHBOR_WEIGHT,
