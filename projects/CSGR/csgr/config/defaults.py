@@ -3,6 +3,7 @@ offline dataset) and is documented here with its meaning and unit."""
 
 from detectron2.config import CfgNode as CN
 
+from .backbones import add_mobile_backbones_config
 from .methods_feature import add_feature_methods_config
 from .methods_response import add_response_methods_config
 from .reliability import add_reliability_config
@@ -22,6 +23,7 @@ def add_csgr_config(cfg):
     add_feature_methods_config(cfg)
     add_response_methods_config(cfg)
     add_reliability_config(cfg)
+    add_mobile_backbones_config(cfg)
 
 
 def _add_distill_config(cfg):
