@@ -90,7 +90,9 @@ def _efficientnet_lite_key(key: str, block_prefixes) -> Tuple[str, str]:
     return side, f"{new}.{param}"
 
 
-def _check_against(side: str, converted: StateDict, module: nn.Module, filename: str) -> None:
+def _check_against(
+    side: str, converted: StateDict, module: nn.Module, filename: str, arch: str
+) -> None:
     expected = {k: v.shape for k, v in module.state_dict().items() if v is not None}
     missing = sorted(set(expected) - set(converted))
     unexpected = sorted(set(converted) - set(expected))
@@ -101,7 +103,7 @@ def _check_against(side: str, converted: StateDict, module: nn.Module, filename:
     ]
     if missing or unexpected or wrong:
         raise ValueError(
-            f"{filename}: converted {side} keys do not fit the model: missing {missing[:10]}, "
+            f"{filename}: converted {side} keys do not fit the {arch!r} model: missing {missing[:10]}, "
             f"unexpected {unexpected[:10]}, wrong shape {wrong[:10]}"
         )
 
@@ -144,8 +146,8 @@ def convert_state_dict(
     if unmapped:
         raise ValueError(f"{filename}: keys not known for {arch}: {unmapped[:10]}")
     backbone, head = build_imagenet_parts(arch)
-    _check_against("backbone", parts["backbone"], backbone, filename)
-    _check_against("head", parts["head"], head, filename)
+    _check_against("backbone", parts["backbone"], backbone, filename, arch)
+    _check_against("head", parts["head"], head, filename, arch)
     return parts["backbone"], parts["head"]
 
 
