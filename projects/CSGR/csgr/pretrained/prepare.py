@@ -90,4 +90,4 @@ class PretrainedHandler(PathHandler):
         return open(self._get_local_path(path), mode)
 
     def _isfile(self, path: str, **kwargs) -> bool:
-        return True
+        return path[len(PRETRAINED_PREFIX) :].strip("/") in PRETRAINED_SOURCES
