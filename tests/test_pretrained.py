@@ -39,58 +39,20 @@ def test_mobilenet_v2_mapping_reproduces_torchvision_logits():
     torch.testing.assert_close(logits, reference(x), rtol=1e-4, atol=1e-4)
 
 
-def _efficientnet_source_keys(arch="efficientnet_lite0"):
-    """A state dict in EfficientNet-Lite-PyTorch's naming, made by mapping ours back."""
-    backbone, head = build_imagenet_parts(arch)
-    ours = {**backbone.state_dict(), **{"head." + k: v for k, v in head.state_dict().items()}}
-    source, block = {}, -1
-    rename = {"expand": ("_expand_conv", "_bn0"), "depthwise": ("_depthwise_conv", "_bn1")}
-    rename["project"] = ("_project_conv", "_bn2")
-    prefixes = []
-    for k in ours:
-        if ".expand." in k or ".depthwise." in k or ".project." in k:
-            p = k.split(".expand.")[0].split(".depthwise.")[0].split(".project.")[0]
-            if p not in prefixes:
-                prefixes.append(p)
-    for k, v in ours.items():
-        if k.startswith("head."):
-            conv_or_fc = k[len("head.") :]
-            name = conv_or_fc.replace("conv.norm.", "_bn1.").replace("conv.", "_conv_head.")
-            source[name.replace("fc.", "_fc.")] = v
-        elif k.startswith("stem.0."):
-            source[k.replace("stem.0.norm.", "_bn0.").replace("stem.0.", "_conv_stem.")] = v
-        else:
-            for layer, (conv, bn) in rename.items():
-                for p in prefixes:
-                    if k.startswith(f"{p}.{layer}."):
-                        block = prefixes.index(p)
-                        rest = k[len(f"{p}.{layer}.") :]
-                        name = (
-                            f"{bn}.{rest[len('norm.'):]}"
-                            if rest.startswith("norm.")
-                            else f"{conv}.{rest}"
-                        )
-                        source[f"_blocks.{block}.{name}"] = v
-    assert len(source) == len(ours)
-    return source
-
-
 def test_strict_conversion_names_bad_keys():
-    source = _efficientnet_source_keys()
-    backbone, _ = convert_state_dict(source, "efficientnet_lite0", "fake.pth")
-    assert backbone
+    source = mobilenet_v2(weights=None).state_dict()
     broken = dict(source)
-    broken.pop("_blocks.3._depthwise_conv.weight")
-    with pytest.raises(ValueError, match=r"fake.pth.*missing \['res3.0.depthwise.weight'\]"):
-        convert_state_dict(broken, "efficientnet_lite0", "fake.pth")
-    broken = {**source, "_blocks.3._se_reduce.weight": torch.zeros(1)}
-    with pytest.raises(ValueError, match="_se_reduce"):
-        convert_state_dict(broken, "efficientnet_lite0", "fake.pth")
-    broken = {**source, "_conv_stem.weight": torch.zeros(32, 3, 5, 5)}
-    with pytest.raises(ValueError, match=r"wrong shape \['stem.0.weight"):
-        convert_state_dict(broken, "efficientnet_lite0", "fake.pth")
-    with pytest.raises(ValueError, match="'efficientnet_lite2'"):  # lite0 file, lite2 model
-        convert_state_dict(source, "efficientnet_lite2", "fake.pth")
+    broken.pop("features.5.conv.1.0.weight")
+    with pytest.raises(ValueError, match=r"fake.pth.*missing \['res3.1.conv.1.0.weight'\]"):
+        convert_state_dict(broken, "mobilenet_v2", "fake.pth")
+    broken = {**source, "features.19.0.weight": torch.zeros(1)}
+    with pytest.raises(ValueError, match=r"fake.pth: keys not known.*features.19.0.weight"):
+        convert_state_dict(broken, "mobilenet_v2", "fake.pth")
+    broken = {**source, "features.0.0.weight": torch.zeros(32, 3, 5, 5)}
+    with pytest.raises(ValueError, match=r"wrong shape \['stem.0.0.weight"):
+        convert_state_dict(broken, "mobilenet_v2", "fake.pth")
+    with pytest.raises(ValueError, match="not known for efficientnet_lite0"):
+        convert_state_dict(source, "efficientnet_lite0", "fake.pth")
 
 
 @pytest.fixture(scope="module")
