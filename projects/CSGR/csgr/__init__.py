@@ -9,6 +9,7 @@ install_quiet_filters()  # before Detectron2 is imported (see csgr/utils/quiet.p
 
 from . import data  # noqa: E402, F401  registers the dataset catalogs
 from . import modeling  # noqa: E402, F401  registers the Distiller and the distillation losses
+from . import pretrained  # noqa: E402, F401  registers csgr-pretrained:// weights paths
 from .config import add_csgr_config  # noqa: E402
 
 __all__ = ["add_csgr_config"]

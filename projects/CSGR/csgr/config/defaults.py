@@ -8,6 +8,7 @@ defined, with their meaning, unit and published defaults, next to the method, in
 
 from detectron2.config import CfgNode as CN
 
+from .backbones import add_mobile_backbones_config
 from .reliability import add_reliability_config
 
 __all__ = ["add_csgr_config"]
@@ -32,6 +33,7 @@ def add_csgr_config(cfg):
         get_method(name).add_config(distill[name])
     _add_missing(cfg.MODEL, "DISTILL", distill)
     add_reliability_config(cfg)
+    add_mobile_backbones_config(cfg)
 
 
 def _add_missing(parent: CN, key: str, value) -> None:

@@ -1,3 +1,4 @@
+from . import backbone  # noqa: F401  registers the mobile FPN backbones
 from . import losses  # noqa: F401  registers the distillation losses
 from .losses.base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss, DistillMethod
 from .meta_arch.distiller import Distiller, build_distill_losses

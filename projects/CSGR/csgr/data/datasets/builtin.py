@@ -10,8 +10,10 @@ Names:
     voc_2007_test                            PASCAL VOC eval
     minicoco_train (+ coco_2017_val)         MiniCOCO, 80 COCO classes, COCO eval
     csgr_shapes_{train,val}                  offline generated shapes, 8 classes, COCO eval
+    coral_{train,val}                        tiles of a coral orthomosaic, 4 classes, COCO eval
 """
 
+from .coral import register_all_coral
 from .minicoco import register_all_minicoco
 from .shapes import register_all_shapes
 from .soda10m import register_all_soda10m
@@ -26,6 +28,7 @@ def register_all() -> None:
     register_all_pascal_voc()
     register_all_minicoco()
     register_all_shapes()
+    register_all_coral()
 
 
 register_all()
