@@ -55,6 +55,9 @@ def _add_distill_config(cfg):
     # FPN levels to distil, by name (e.g. ["p2", "p3", "p4", "p5", "p6"]); [] means every level
     # that teacher and student both have.
     _C.MODEL.DISTILL.CSGR.IN_FEATURES = []
+    # FPN levels of the global relation term (criss-cross attention); [] means the same as
+    # IN_FEATURES. When set, IN_FEATURES names the category term's levels only. See README, "CSGR".
+    _C.MODEL.DISTILL.CSGR.REL_IN_FEATURES = []
     # Weight of the category semantic term loss_csgr_cat (sum of squared prototype differences
     # over levels, divided by the batch size).
     _C.MODEL.DISTILL.CSGR.CAT_WEIGHT = 5e-4

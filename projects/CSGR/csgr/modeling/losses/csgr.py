@@ -1,6 +1,6 @@
 """CSGR: Category Semantic and Global Relation distillation of FPN features."""
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 from torch import nn
@@ -53,7 +53,7 @@ class CSGRLoss(DistillLoss):
       ``C -> K``, shared by teacher and student (one per level rather than one for all levels:
       levels may differ in width, and their statistics differ). Its only training signal is
       this loss (it sees no labels), as specified by CSGR.
-    * ``loss_csgr_rel = rel_weight * sum_levels ||CCA(F_t) - CCA(F_s)||^2 / N``, with one
+    * ``loss_csgr_rel = rel_weight * sum_rel_levels ||CCA(F_t) - CCA(F_s)||^2 / N``, with one
       :class:`CrissCrossAttention` per level shared by teacher and student. Its ``gamma`` starts
       at 0, so at first the term compares the normalised maps themselves.
 
@@ -62,14 +62,15 @@ class CSGRLoss(DistillLoss):
     The module reads no config; see :func:`CSGR` for the builder.
 
     Args:
-        in_features: FPN level names to distil.
-        student_channels / teacher_channels: channels by level name.
+        in_features: FPN level names of the category term.
+        student_channels / teacher_channels: channels by level name (of every distilled level).
         num_classes: K, the number of object classes.
         cat_weight: weight of the category semantic term.
         rel_weight: weight of the global relation term.
         recurrence: recurrence R of the criss-cross attention.
         reduction: query/key channel reduction of the criss-cross attention.
         adapter_mode: "auto", "always" or "never" (see :class:`ChannelAdapters`).
+        rel_features: FPN level names of the relation term; None: the same as ``in_features``.
     """
 
     REQUIRES = frozenset({"features"})
@@ -85,6 +86,7 @@ class CSGRLoss(DistillLoss):
         recurrence: int = 1,
         reduction: int = 8,
         adapter_mode: str = "auto",
+        rel_features: Optional[Sequence[str]] = None,
     ):
         super().__init__()
         if not in_features:
@@ -92,11 +94,16 @@ class CSGRLoss(DistillLoss):
         if num_classes < 1:
             raise ValueError(f"CSGR: num_classes must be >= 1, got {num_classes}")
         self.in_features = list(in_features)
+        self.rel_features = self.in_features if rel_features is None else list(rel_features)
+        if not self.rel_features:
+            raise ValueError("CSGR: rel_features is empty")
+        # Every distilled level, category levels first.
+        self.levels = self.in_features + [k for k in self.rel_features if k not in self.in_features]
         self.num_classes = num_classes
         self.cat_weight = cat_weight
         self.rel_weight = rel_weight
         self.adapters = ChannelAdapters(
-            self.in_features, student_channels, teacher_channels, adapter_mode
+            self.levels, student_channels, teacher_channels, adapter_mode
         )
         self.classifiers = nn.ModuleDict(
             {k: nn.Conv2d(teacher_channels[k], num_classes, kernel_size=1) for k in in_features}
@@ -104,15 +111,15 @@ class CSGRLoss(DistillLoss):
         self.relations = nn.ModuleDict(
             {
                 k: CrissCrossAttention(teacher_channels[k], reduction, recurrence)
-                for k in in_features
+                for k in self.rel_features
             }
         )
 
     def forward(self, batch: DistillBatch) -> Dict[str, torch.Tensor]:
         """
         Args:
-            batch: uses ``student_features`` and ``teacher_features`` of ``in_features``,
-                (N, C_s, H, W) and (N, C_t, H, W) per level.
+            batch: uses ``student_features`` and ``teacher_features`` of ``in_features`` and
+                ``rel_features``, (N, C_s, H, W) and (N, C_t, H, W) per level.
 
         Returns:
             {"loss_csgr_cat": scalar, "loss_csgr_rel": scalar}, weighted, float32.
@@ -121,19 +128,20 @@ class CSGRLoss(DistillLoss):
         loss_cat = torch.zeros((), device=device)
         loss_rel = torch.zeros((), device=device)
         with torch.autocast(device_type=device.type, enabled=False):
-            for k, student, teacher in feature_pairs(
-                batch, self.in_features, self.adapters, "CSGR"
-            ):
+            for k, student, teacher in feature_pairs(batch, self.levels, self.adapters, "CSGR"):
                 student = normalize_per_channel(student)
                 teacher = normalize_per_channel(teacher)
                 n = student.shape[0]
-                classifier = self.classifiers[k]
-                proto_diff = category_prototypes(classifier, teacher) - category_prototypes(
-                    classifier, student
-                )
-                loss_cat = loss_cat + proto_diff.pow(2).sum() / n
-                relation = self.relations[k]
-                loss_rel = loss_rel + (relation(teacher) - relation(student)).pow(2).sum() / n
+                if k in self.classifiers:
+                    classifier = self.classifiers[k]
+                    proto_diff = category_prototypes(classifier, teacher) - category_prototypes(
+                        classifier, student
+                    )
+                    loss_cat = loss_cat + proto_diff.pow(2).sum() / n
+                if k in self.relations:
+                    relation = self.relations[k]
+                    diff = relation(teacher) - relation(student)
+                    loss_rel = loss_rel + diff.pow(2).sum() / n
         return {
             "loss_csgr_cat": self.cat_weight * loss_cat,
             "loss_csgr_rel": self.rel_weight * loss_rel,
@@ -149,26 +157,32 @@ def CSGR(cfg, student_shapes, teacher_shapes) -> CSGRLoss:  # noqa: N802 (the me
         student_shapes / teacher_shapes (dict[str, ShapeSpec]): backbone outputs by level name.
 
     Returns:
-        CSGRLoss on the levels of ``MODEL.DISTILL.CSGR.IN_FEATURES`` (all common levels if
-        empty), with K from ``MODEL.RETINANET.NUM_CLASSES`` for a RetinaNet student and
+        CSGRLoss with the category term on the levels of ``MODEL.DISTILL.CSGR.IN_FEATURES`` (all
+        common levels if empty) and the relation term on those of ``REL_IN_FEATURES`` (the
+        category term's if empty), with K from ``MODEL.RETINANET.NUM_CLASSES`` for a RetinaNet student and
         ``MODEL.ROI_HEADS.NUM_CLASSES`` otherwise.
     """
     csgr_cfg = cfg.MODEL.DISTILL.CSGR
     levels = select_levels(csgr_cfg.IN_FEATURES, student_shapes, teacher_shapes, "CSGR")
+    rel_levels = levels
+    if csgr_cfg.REL_IN_FEATURES:
+        rel_levels = select_levels(csgr_cfg.REL_IN_FEATURES, student_shapes, teacher_shapes, "CSGR")
+    all_levels = levels + [k for k in rel_levels if k not in levels]
     if cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE == "RetinaNet":
         num_classes = cfg.MODEL.RETINANET.NUM_CLASSES
     else:
         num_classes = cfg.MODEL.ROI_HEADS.NUM_CLASSES
     return CSGRLoss(
         in_features=levels,
-        student_channels={k: student_shapes[k].channels for k in levels},
-        teacher_channels={k: teacher_shapes[k].channels for k in levels},
+        student_channels={k: student_shapes[k].channels for k in all_levels},
+        teacher_channels={k: teacher_shapes[k].channels for k in all_levels},
         num_classes=num_classes,
         cat_weight=csgr_cfg.CAT_WEIGHT,
         rel_weight=csgr_cfg.REL_WEIGHT,
         recurrence=csgr_cfg.RECURRENCE,
         reduction=csgr_cfg.REDUCTION,
         adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
+        rel_features=rel_levels,
     )
 
 
