@@ -76,11 +76,20 @@ def test_benchmark_distill_tiny(tmp_path, arch, methods, applicable, memory):
 
 def test_benchmark_criss_cross_tiny():
     out = io.StringIO()
-    argv = ["--device", "cpu", "--levels", "p7", "--channels", "16", "--repeats", "1"]
+    argv = ["--device", "cpu", "--levels", "p3", "p7", "--channels", "16", "--repeats", "1"]
+    argv += ["--scale", "0.1", "--gemm-size", "64", "--no-memory"]
     with contextlib.redirect_stdout(out):
-        _load_tool("benchmark_criss_cross").main(argv)
+        rows, pairs = _load_tool("benchmark_criss_cross").main(argv)
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith("criss-cross vs dense masked attention")
+    assert lines[0].startswith("criss-cross attention, forward+backward")
+    for header in ("GFLOP fwd", "GFLOP bwd", "GFLOP/s", "GEMM GFLOP/s", "of GEMM", "speed-up"):
+        assert header in lines[1]
+    assert [row["level"] for row in rows] == ["p3", "p7"] == [row["level"] for row in pairs]
+    for row in rows:
+        assert row["GFLOP bwd"] == 2 * row["GFLOP fwd"] > 0
+        assert row["of GEMM"] == pytest.approx(row["GFLOP/s"] / row["GEMM GFLOP/s"])
+        assert row["max |dy| prev"] < 1e-5 and row["max |dgrad| prev"] < 1e-4
+        assert row["max |dy| dense"] < 1e-5 and row["max |dgrad| dense"] < 1e-4
     assert any(line.startswith("| p7") for line in lines)
 
 
