@@ -262,5 +262,5 @@ def test_builder_reads_relation_levels():
     assert loss.in_features == ["p3", "p4", "p5"] and loss.rel_features == ["p4", "p5"]
     assert sorted(loss.relations) == ["p4", "p5"]
     cfg.MODEL.DISTILL.CSGR.REL_IN_FEATURES = ["p6"]
-    with pytest.raises(ValueError, match="p6"):
+    with pytest.raises(ValueError, match=r"REL_IN_FEATURES names \['p6'\]"):
         build(cfg, shapes(16), shapes(16))

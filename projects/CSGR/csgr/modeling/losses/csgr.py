@@ -159,14 +159,19 @@ def CSGR(cfg, student_shapes, teacher_shapes) -> CSGRLoss:  # noqa: N802 (the me
     Returns:
         CSGRLoss with the category term on the levels of ``MODEL.DISTILL.CSGR.IN_FEATURES`` (all
         common levels if empty) and the relation term on those of ``REL_IN_FEATURES`` (the
-        category term's if empty), with K from ``MODEL.RETINANET.NUM_CLASSES`` for a RetinaNet student and
-        ``MODEL.ROI_HEADS.NUM_CLASSES`` otherwise.
+        category term's if empty), with K from ``MODEL.RETINANET.NUM_CLASSES`` for a RetinaNet
+        student and ``MODEL.ROI_HEADS.NUM_CLASSES`` otherwise.
     """
     csgr_cfg = cfg.MODEL.DISTILL.CSGR
     levels = select_levels(csgr_cfg.IN_FEATURES, student_shapes, teacher_shapes, "CSGR")
     rel_levels = levels
     if csgr_cfg.REL_IN_FEATURES:
-        rel_levels = select_levels(csgr_cfg.REL_IN_FEATURES, student_shapes, teacher_shapes, "CSGR")
+        try:
+            rel_levels = select_levels(
+                csgr_cfg.REL_IN_FEATURES, student_shapes, teacher_shapes, "CSGR"
+            )
+        except ValueError as e:  # name the key that was set
+            raise ValueError(str(e).replace("CSGR.IN_FEATURES", "CSGR.REL_IN_FEATURES")) from None
     all_levels = levels + [k for k in rel_levels if k not in levels]
     if cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE == "RetinaNet":
         num_classes = cfg.MODEL.RETINANET.NUM_CLASSES
