@@ -12,9 +12,9 @@ Layouts are chosen so that every product is a GEMM whose matrices BLAS reads and
   forward (the backward has one too, of the output gradient). Gradients of query, key and value
   go into one (HW, 2C'+C) buffer, from which two GEMMs give the input and weight gradients.
 
-The 1x1-conv formulation it replaces made, per pass, a copy of every input for im2col, and four
-strided (transposing) element-wise passes over value-sized tensors; each costs about as much as
-10% of the pass's GEMMs on a CPU.
+The 1x1-conv formulation it replaces went through PyTorch's im2col convolution on the CPU (a copy
+of the input per call, about 40% of a pass at P3) and made several strided (transposing) passes
+over value-sized tensors; BENCHMARKS.md (section 2) has the figures.
 """
 
 from typing import Optional
