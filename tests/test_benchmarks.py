@@ -74,9 +74,9 @@ def test_benchmark_distill_tiny(tmp_path, arch, methods, applicable, memory):
     assert json.loads(json_path.read_text())["settings"]["methods"] == methods
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 def test_benchmark_criss_cross_tiny(dtype):
-    # bfloat16 runs the autocast path of the CUDA configurations, on the CPU.
+    # bfloat16 and float16 run the autocast paths of the CUDA configurations, on the CPU.
     out = io.StringIO()
     argv = ["--device", "cpu", "--levels", "p3", "p7", "--channels", "16", "--repeats", "1"]
     argv += ["--scale", "0.1", "--gemm-size", "64", "--no-memory", "--dtype", dtype]
@@ -90,7 +90,7 @@ def test_benchmark_criss_cross_tiny(dtype):
     for row in rows:
         assert row["GFLOP bwd"] == 2 * row["GFLOP fwd"] > 0
         assert row["of GEMM"] == pytest.approx(row["GFLOP/s"] / row["GEMM GFLOP/s"])
-        tolerance = 1e-5 if dtype == "float32" else 0.1  # bfloat16: 8 bits of mantissa
+        tolerance = 1e-5 if dtype == "float32" else 0.1  # bfloat16 has 8 bits of mantissa
         assert row["max |dy| prev"] < tolerance and row["max |dgrad| prev"] < 10 * tolerance
         assert row["max |dy| dense"] < tolerance and row["max |dgrad| dense"] < 10 * tolerance
     assert any(line.startswith("| p7") for line in lines)
