@@ -65,13 +65,25 @@ def test_benchmark_distill_tiny(tmp_path, arch, methods, applicable, memory):
     assert json.loads(json_path.read_text())["settings"]["methods"] == methods
 
 
-def test_benchmark_criss_cross_tiny():
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_benchmark_criss_cross_tiny(dtype):
+    # bfloat16 and float16 run the autocast paths of the CUDA configurations, on the CPU.
     out = io.StringIO()
-    argv = ["--device", "cpu", "--levels", "p7", "--channels", "16", "--repeats", "1"]
+    argv = ["--device", "cpu", "--levels", "p3", "p7", "--channels", "16", "--repeats", "1"]
+    argv += ["--scale", "0.1", "--gemm-size", "64", "--no-memory", "--dtype", dtype]
     with contextlib.redirect_stdout(out):
-        load_tool("benchmark_criss_cross").main(argv)
+        rows, pairs = load_tool("benchmark_criss_cross").main(argv)
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith("criss-cross vs dense masked attention")
+    assert lines[0].startswith("criss-cross attention, forward+backward")
+    for header in ("GFLOP fwd", "GFLOP bwd", "GFLOP/s", "GEMM GFLOP/s", "of GEMM", "speed-up"):
+        assert header in lines[1]
+    assert [row["level"] for row in rows] == ["p3", "p7"] == [row["level"] for row in pairs]
+    for row in rows:
+        assert row["GFLOP bwd"] == 2 * row["GFLOP fwd"] > 0
+        assert row["of GEMM"] == pytest.approx(row["GFLOP/s"] / row["GEMM GFLOP/s"])
+        tolerance = 1e-5 if dtype == "float32" else 0.1  # bfloat16 has 8 bits of mantissa
+        assert row["max |dy| prev"] < tolerance and row["max |dgrad| prev"] < 10 * tolerance
+        assert row["max |dy| dense"] < tolerance and row["max |dgrad| dense"] < 10 * tolerance
     assert any(line.startswith("| p7") for line in lines)
 
 

@@ -175,3 +175,110 @@ def test_rejects_bad_input():
         block(torch.randn(1, 8, 4, 4))
     with pytest.raises(ValueError, match="recurrence"):
         CrissCrossAttention(16, recurrence=0)
+
+
+def test_flop_count_matches_hand_count():
+    from csgr.benchmark.criss_cross import criss_cross_flops
+
+    n, c, h, w = 2, 16, 5, 7
+    fwd, bwd = criss_cross_flops(n, c, h, w, reduction=4, recurrence=3)
+    inner = 4
+    per_pixel = 2 * c * (2 * inner + c) + 2 * (h + w) * inner + 2 * (h + w) * c
+    assert fwd == n * 3 * h * w * per_pixel
+    assert bwd == 2 * fwd
+
+
+def _values_and_grads(fn, block, x, grad_out):
+    block.zero_grad(set_to_none=True)
+    x.grad = None
+    y = fn(x)
+    y.backward(grad_out)
+    grads = [x.grad.clone()] + [p.grad.clone() for p in block.parameters()]
+    return y.detach(), grads
+
+
+@pytest.mark.parametrize("recurrence", [1, 2])
+@pytest.mark.parametrize("shape", [(3, 8, 5, 7), (2, 8, 1, 6), (2, 8, 6, 1), (1, 16, 4, 4)])
+def test_values_and_all_gradients_match_dense_float64(shape, recurrence):
+    # The hand-written backward against autograd through the dense reference, exactly (float64).
+    block = random_block(shape[1], recurrence=recurrence)
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    grad_out = torch.randn(*shape, dtype=torch.float64)
+    y, grads = _values_and_grads(block, block, x, grad_out)
+    y_ref, grads_ref = _values_and_grads(
+        lambda t: dense_criss_cross_reference(block, t), block, x, grad_out
+    )
+    torch.testing.assert_close(y, y_ref, atol=1e-10, rtol=0)
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g, g_ref, atol=1e-9, rtol=1e-9)
+
+
+def test_gradcheck_float64():
+    block = random_block(4, reduction=2, recurrence=2, std=0.3)
+    x = torch.randn(2, 4, 3, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(block, (x,))
+
+
+def test_input_without_gradient_gives_parameter_gradients():
+    # A teacher map: no input gradient is computed, the shared weights still get theirs.
+    block = random_block(8, dtype=torch.float64)
+    x = torch.randn(2, 8, 4, 5, dtype=torch.float64)
+    block(x).sum().backward()
+    reference = random_block(8, dtype=torch.float64)
+    dense_criss_cross_reference(reference, x).sum().backward()
+    for p, p_ref in zip(block.parameters(), reference.parameters()):
+        torch.testing.assert_close(p.grad, p_ref.grad, atol=1e-9, rtol=1e-9)
+
+
+def test_matches_previous_implementation_float64():
+    from csgr.benchmark.criss_cross_previous import previous_criss_cross
+
+    block = random_block(16, recurrence=2)
+    x = torch.randn(2, 16, 6, 9, dtype=torch.float64, requires_grad=True)
+    grad_out = torch.randn(2, 16, 6, 9, dtype=torch.float64)
+    y, grads = _values_and_grads(block, block, x, grad_out)
+    y_prev, grads_prev = _values_and_grads(
+        lambda t: previous_criss_cross(block, t), block, x, grad_out
+    )
+    torch.testing.assert_close(y, y_prev, atol=1e-10, rtol=0)
+    for g, g_prev in zip(grads, grads_prev):
+        torch.testing.assert_close(g, g_prev, atol=1e-9, rtol=1e-9)
+
+
+def test_aggregate_entry_point_gradients_float64():
+    from csgr.benchmark.criss_cross_previous import previous_criss_cross_aggregate
+    from csgr.layers import criss_cross_aggregate
+
+    g = torch.Generator().manual_seed(3)
+    q, k = (torch.randn(2, 4, 5, 6, dtype=torch.float64, generator=g) for _ in range(2))
+    v = torch.randn(2, 8, 5, 6, dtype=torch.float64, generator=g)
+    inputs = [t.requires_grad_() for t in (q, k, v)]
+    grad_out = torch.randn(2, 8, 5, 6, dtype=torch.float64, generator=g)
+    results = []
+    for fn in (criss_cross_aggregate, previous_criss_cross_aggregate):
+        y = fn(*inputs)
+        results.append([y.detach()] + list(torch.autograd.grad(y, inputs, grad_out)))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_gradients_close_to_float32(dtype):
+    # Under autocast the products run in low precision: gradients keep the parameters' dtype
+    # and stay within a few percent of the float32 ones.
+    block = random_block(16, gamma=0.5, dtype=torch.float32, std=0.2)
+    x = torch.randn(2, 16, 7, 9, requires_grad=True)
+    grad_out = torch.randn(2, 16, 7, 9)
+    _, expected = _values_and_grads(block, block, x, grad_out)
+
+    def under_autocast(t):
+        with torch.autocast("cpu", dtype=dtype):
+            return block(t)
+
+    _, grads = _values_and_grads(under_autocast, block, x, grad_out)
+    assert all(g.dtype == torch.float32 for g in grads)
+    # The input's gradient, then all parameters' together (the key bias's own gradient is 0 in
+    # exact arithmetic, a softmax shift, so only its rounding noise shows on its own).
+    for part in (slice(0, 1), slice(1, None)):
+        g, g_ref = (torch.cat([t.flatten() for t in gs[part]]) for gs in (grads, expected))
+        assert (g - g_ref).norm() <= 0.05 * g_ref.norm()

@@ -228,3 +228,48 @@ def test_builder_adapts_differing_widths():
     cfg.MODEL.DISTILL.ADAPTER = "never"
     with pytest.raises(ValueError, match="never"):
         DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(8), shapes(16))
+
+
+def test_relation_levels_separate_from_category_levels():
+    # Category term on p3 and p4, relation term on p4 only: each term equals the same term of a
+    # loss on its own levels with the same modules.
+    both = make_loss()
+    with torch.no_grad():
+        for cca in both.relations.values():
+            cca.gamma.fill_(0.5)
+    split = make_loss(rel_features=["p4"])
+    assert sorted(split.classifiers) == ["p3", "p4"] and list(split.relations) == ["p4"]
+    split.load_state_dict({k: v for k, v in both.state_dict().items() if "relations.p3" not in k})
+    only_p4 = CSGRLoss(["p4"], {"p4": 16}, {"p4": 16}, num_classes=3)
+    only_p4.load_state_dict(
+        {k: v for k, v in both.state_dict().items() if "p4" in k and "adapters" not in k}
+    )
+    student, teacher = features(16, seed=2), features(16, seed=1)
+    out_split = split(DistillBatch(student, teacher))
+    torch.testing.assert_close(
+        out_split["loss_csgr_cat"], both(DistillBatch(student, teacher))["loss_csgr_cat"]
+    )
+    torch.testing.assert_close(
+        out_split["loss_csgr_rel"], only_p4(DistillBatch(student, teacher))["loss_csgr_rel"]
+    )
+    # A relation level outside the category levels gets its adapter too.
+    wider = CSGRLoss(["p4"], {"p3": 8, "p4": 8}, {"p3": 16, "p4": 16}, 3, rel_features=["p3"])
+    assert sorted(wider.adapters.adapters) == ["p3", "p4"] and list(wider.relations) == ["p3"]
+    out = wider(DistillBatch(features(8, seed=2), teacher))
+    assert out["loss_csgr_rel"].item() > 0
+
+
+def test_builder_reads_relation_levels():
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    assert cfg.MODEL.DISTILL.CSGR.REL_IN_FEATURES == []
+    build = DISTILL_LOSS_REGISTRY.get("CSGR").build
+    loss = build(cfg, shapes(16), shapes(16))
+    assert loss.rel_features == loss.in_features == ["p3", "p4", "p5"]  # [] = IN_FEATURES
+    cfg.MODEL.DISTILL.CSGR.REL_IN_FEATURES = ["p5", "p4"]
+    loss = build(cfg, shapes(16), shapes(16))
+    assert loss.in_features == ["p3", "p4", "p5"] and loss.rel_features == ["p4", "p5"]
+    assert sorted(loss.relations) == ["p4", "p5"]
+    cfg.MODEL.DISTILL.CSGR.REL_IN_FEATURES = ["p6"]
+    with pytest.raises(ValueError, match=r"REL_IN_FEATURES names \['p6'\]"):
+        build(cfg, shapes(16), shapes(16))

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .criss_cross_function import CrissCrossFunction
+
 __all__ = ["CrissCrossAttention", "criss_cross_aggregate", "dense_criss_cross_reference"]
 
 
@@ -30,6 +32,9 @@ def criss_cross_aggregate(query: torch.Tensor, key: torch.Tensor, value: torch.T
     softmax runs in (at least) float32 and is cast back to ``value``'s dtype, so fp16/bf16 inputs
     and autocast are safe. Peak memory is O(N*H*W*(H+W) + N*C*H*W); no (HW x HW) tensor is built.
 
+    This entry point copies its three inputs into one channels-last tensor;
+    :class:`CrissCrossAttention` computes them with one projection GEMM instead.
+
     Args:
         query: (N, C', H, W).
         key: (N, C', H, W).
@@ -38,27 +43,18 @@ def criss_cross_aggregate(query: torch.Tensor, key: torch.Tensor, value: torch.T
     Returns:
         (N, C, H, W): ``sum_{p' in row(p) U col(p)} softmax(energy)[p, p'] * value[:, :, p']``.
     """
-    h, w = query.shape[2:]
-    # Channels-last views [n, h, w, c]: every product below is a batched matmul whose matrices
-    # have a unit stride, so BLAS reads them in place (at most a whole-tensor copy when N > 1
-    # dims cannot be merged, never a copy per matrix), forward and backward.
-    q = query.permute(0, 2, 3, 1)
-    v = value.permute(0, 2, 3, 1).contiguous()
-    # Row part: one (W x W) product per (n, h); [n, h, w, w'].
-    energy_row = torch.matmul(q, key.permute(0, 2, 1, 3))
-    # Column part: one (H x H) product per (n, w); [n, w, h, h'].
-    energy_col = torch.matmul(q.transpose(1, 2), key.permute(0, 3, 1, 2))
-    # The centre (h' == h) is masked in the column part and kept in the row part, so it counts
-    # once and no softmax row is all -inf. The mask is applied in float32 (or float64).
-    centre = torch.eye(h, dtype=torch.bool, device=query.device)
-    energy_col = _softmax_precision(energy_col).masked_fill(centre, float("-inf"))
-    energy = torch.cat([energy_col.transpose(1, 2), _softmax_precision(energy_row)], dim=3)
-    attention = F.softmax(energy, dim=3).to(v.dtype)  # [n, h, w, h' | w']
-    att_col, att_row = attention.split([h, w], dim=3)
-    out_row = torch.matmul(att_row, v)  # [n, h, w, c]
-    out_col = torch.matmul(att_col.transpose(1, 2), v.transpose(1, 2))  # [n, w, h, c]
-    # In place: matmul's backward needs its inputs, not its output.
-    return out_row.add_(out_col.transpose(1, 2)).permute(0, 3, 1, 2).contiguous()
+    dtype = torch.promote_types(torch.promote_types(query.dtype, key.dtype), value.dtype)
+    qkv = torch.cat([t.to(dtype) for t in (query, key, value)], dim=1)
+    return CrissCrossFunction.apply(qkv, None, None, query.shape[1], _compute_dtype(qkv))
+
+
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """Autocast's dtype where autocast is on for ``x``'s device and ``x`` is float32, else
+    ``x``'s dtype: what a 1x1 conv of ``x`` would return."""
+    kind = x.device.type
+    if x.dtype == torch.float32 and torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return x.dtype
 
 
 class CrissCrossAttention(nn.Module):
@@ -111,10 +107,14 @@ class CrissCrossAttention(nn.Module):
         """
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected (N, {self.in_channels}, H, W) input, got {tuple(x.shape)}")
+        convs = (self.query_conv, self.key_conv, self.value_conv)
+        inner = self.query_conv.out_channels
         for _ in range(self.recurrence):
-            aggregated = criss_cross_aggregate(
-                self.query_conv(x), self.key_conv(x), self.value_conv(x)
-            )
+            # The three 1x1 convs as one (2C'+C, C) projection, inside the function.
+            weight = torch.cat([conv.weight.flatten(1) for conv in convs])
+            bias = torch.cat([conv.bias for conv in convs])
+            dtype = _compute_dtype(x)
+            aggregated = CrissCrossFunction.apply(x, weight, bias, inner, dtype)
             x = self.residual(x, aggregated)
         return x
 

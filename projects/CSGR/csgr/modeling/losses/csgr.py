@@ -1,6 +1,6 @@
 """CSGR: Category Semantic and Global Relation distillation of FPN features."""
 
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 from torch import nn
@@ -53,7 +53,7 @@ class CSGRLoss(DistillLoss):
       ``C -> K``, shared by teacher and student (one per level rather than one for all levels:
       levels may differ in width, and their statistics differ). Its only training signal is
       this loss (it sees no labels), as specified by CSGR.
-    * ``loss_csgr_rel = rel_weight * sum_levels ||CCA(F_t) - CCA(F_s)||^2 / N``, with one
+    * ``loss_csgr_rel = rel_weight * sum_rel_levels ||CCA(F_t) - CCA(F_s)||^2 / N``, with one
       :class:`CrissCrossAttention` per level shared by teacher and student. Its ``gamma`` starts
       at 0, so at first the term compares the normalised maps themselves.
 
@@ -63,14 +63,15 @@ class CSGRLoss(DistillLoss):
     builder.
 
     Args:
-        in_features: FPN level names to distil.
-        student_channels / teacher_channels: channels by level name.
+        in_features: FPN level names of the category term.
+        student_channels / teacher_channels: channels by level name (of every distilled level).
         num_classes: K, the number of object classes.
         cat_weight: weight of the category semantic term.
         rel_weight: weight of the global relation term.
         recurrence: recurrence R of the criss-cross attention.
         reduction: query/key channel reduction of the criss-cross attention.
         adapter_mode: "auto", "always" or "never" (see :class:`ChannelAdapters`).
+        rel_features: FPN level names of the relation term; None: the same as ``in_features``.
     """
 
     REQUIRES = frozenset({"features"})
@@ -86,6 +87,7 @@ class CSGRLoss(DistillLoss):
         recurrence: int = 1,
         reduction: int = 8,
         adapter_mode: str = "auto",
+        rel_features: Optional[Sequence[str]] = None,
     ):
         super().__init__()
         if not in_features:
@@ -93,11 +95,16 @@ class CSGRLoss(DistillLoss):
         if num_classes < 1:
             raise ValueError(f"CSGR: num_classes must be >= 1, got {num_classes}")
         self.in_features = list(in_features)
+        self.rel_features = self.in_features if rel_features is None else list(rel_features)
+        if not self.rel_features:
+            raise ValueError("CSGR: rel_features is empty")
+        # Every distilled level, category levels first.
+        self.levels = self.in_features + [k for k in self.rel_features if k not in self.in_features]
         self.num_classes = num_classes
         self.cat_weight = cat_weight
         self.rel_weight = rel_weight
         self.adapters = ChannelAdapters(
-            self.in_features, student_channels, teacher_channels, adapter_mode
+            self.levels, student_channels, teacher_channels, adapter_mode
         )
         self.classifiers = nn.ModuleDict(
             {k: nn.Conv2d(teacher_channels[k], num_classes, kernel_size=1) for k in in_features}
@@ -105,15 +112,15 @@ class CSGRLoss(DistillLoss):
         self.relations = nn.ModuleDict(
             {
                 k: CrissCrossAttention(teacher_channels[k], reduction, recurrence)
-                for k in in_features
+                for k in self.rel_features
             }
         )
 
     def forward(self, batch: DistillBatch) -> Dict[str, torch.Tensor]:
         """
         Args:
-            batch: uses ``student_features`` and ``teacher_features`` of ``in_features``,
-                (N, C_s, H, W) and (N, C_t, H, W) per level.
+            batch: uses ``student_features`` and ``teacher_features`` of ``in_features`` and
+                ``rel_features``, (N, C_s, H, W) and (N, C_t, H, W) per level.
 
         Returns:
             {"loss_csgr_cat": scalar, "loss_csgr_rel": scalar}, weighted, float32.
@@ -122,19 +129,20 @@ class CSGRLoss(DistillLoss):
         loss_cat = torch.zeros((), device=device)
         loss_rel = torch.zeros((), device=device)
         with torch.autocast(device_type=device.type, enabled=False):
-            for k, student, teacher in feature_pairs(
-                batch, self.in_features, self.adapters, "CSGR"
-            ):
+            for k, student, teacher in feature_pairs(batch, self.levels, self.adapters, "CSGR"):
                 student = normalize_per_channel(student)
                 teacher = normalize_per_channel(teacher)
                 n = student.shape[0]
-                classifier = self.classifiers[k]
-                proto_diff = category_prototypes(classifier, teacher) - category_prototypes(
-                    classifier, student
-                )
-                loss_cat = loss_cat + proto_diff.pow(2).sum() / n
-                relation = self.relations[k]
-                loss_rel = loss_rel + (relation(teacher) - relation(student)).pow(2).sum() / n
+                if k in self.classifiers:
+                    classifier = self.classifiers[k]
+                    proto_diff = category_prototypes(classifier, teacher) - category_prototypes(
+                        classifier, student
+                    )
+                    loss_cat = loss_cat + proto_diff.pow(2).sum() / n
+                if k in self.relations:
+                    relation = self.relations[k]
+                    diff = relation(teacher) - relation(student)
+                    loss_rel = loss_rel + diff.pow(2).sum() / n
         return {
             "loss_csgr_cat": self.cat_weight * loss_cat,
             "loss_csgr_rel": self.rel_weight * loss_rel,
@@ -145,21 +153,32 @@ class CSGRLoss(DistillLoss):
 class CSGR(DistillMethod):
     """CSGR: Category Semantic and Global Relation distillation (see README, "Methods").
 
-    Builds :class:`CSGRLoss` from ``MODEL.DISTILL.CSGR`` on the levels of ``IN_FEATURES`` (all
-    common levels if empty), with K from ``MODEL.RETINANET.NUM_CLASSES`` for a RetinaNet student
-    and ``MODEL.ROI_HEADS.NUM_CLASSES`` otherwise.
+    Builds :class:`CSGRLoss` from ``MODEL.DISTILL.CSGR``: the category term on the levels of
+    ``IN_FEATURES`` (all common levels if empty) and the relation term on those of
+    ``REL_IN_FEATURES`` (the category term's if empty), with K from
+    ``MODEL.RETINANET.NUM_CLASSES`` for a RetinaNet student and ``MODEL.ROI_HEADS.NUM_CLASSES``
+    otherwise. ``CAT_WEIGHT`` and ``REL_WEIGHT`` follow the one weight rule (-1: published).
     """
+
+    PUBLISHED = {
+        arch: {"CAT_WEIGHT": 5e-4, "REL_WEIGHT": 1e-5} for arch in ("RetinaNet", "GeneralizedRCNN")
+    }
 
     @staticmethod
     def add_config(_C):
         # FPN levels to distil, by name (e.g. ["p2", "p3", "p4", "p5", "p6"]); [] means every
         # level that teacher and student both have.
         _C.IN_FEATURES = []
+        # FPN levels of the global relation term (criss-cross attention); [] means the same as
+        # IN_FEATURES. When set, IN_FEATURES names the category term's levels only. See README,
+        # "CSGR", for the measured trade-off of dropping p2.
+        _C.REL_IN_FEATURES = []
         # Weight of the category semantic term loss_csgr_cat (sum of squared prototype
-        # differences over levels, divided by the batch size).
+        # differences over levels, divided by the batch size). -1: published (5e-4).
         _C.CAT_WEIGHT = 5e-4
         # Weight of the global relation term loss_csgr_rel (sum of squared differences of the
-        # criss-cross attention outputs over levels, divided by the batch size).
+        # criss-cross attention outputs over levels, divided by the batch size). -1: published
+        # (1e-5).
         _C.REL_WEIGHT = 1e-5
         # Recurrence R of the criss-cross attention: 1 sees the row and column of each pixel, 2
         # the whole image.
@@ -171,18 +190,29 @@ class CSGR(DistillMethod):
     def build(cls, cfg, student_shapes, teacher_shapes) -> CSGRLoss:
         csgr_cfg = cls.node(cfg)
         levels = select_levels(csgr_cfg.IN_FEATURES, student_shapes, teacher_shapes, "CSGR")
+        rel_levels = levels
+        if csgr_cfg.REL_IN_FEATURES:
+            try:
+                rel_levels = select_levels(
+                    csgr_cfg.REL_IN_FEATURES, student_shapes, teacher_shapes, "CSGR"
+                )
+            except ValueError as e:  # name the key that was set
+                message = str(e).replace("CSGR.IN_FEATURES", "CSGR.REL_IN_FEATURES")
+                raise ValueError(message) from None
+        all_levels = levels + [k for k in rel_levels if k not in levels]
         if cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE == "RetinaNet":
             num_classes = cfg.MODEL.RETINANET.NUM_CLASSES
         else:
             num_classes = cfg.MODEL.ROI_HEADS.NUM_CLASSES
         return CSGRLoss(
             in_features=levels,
-            student_channels={k: student_shapes[k].channels for k in levels},
-            teacher_channels={k: teacher_shapes[k].channels for k in levels},
+            student_channels={k: student_shapes[k].channels for k in all_levels},
+            teacher_channels={k: teacher_shapes[k].channels for k in all_levels},
             num_classes=num_classes,
-            cat_weight=csgr_cfg.CAT_WEIGHT,
-            rel_weight=csgr_cfg.REL_WEIGHT,
+            cat_weight=cls.published(cfg, "CAT_WEIGHT"),
+            rel_weight=cls.published(cfg, "REL_WEIGHT"),
             recurrence=csgr_cfg.RECURRENCE,
             reduction=csgr_cfg.REDUCTION,
             adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
+            rel_features=rel_levels,
         )
