@@ -156,3 +156,17 @@ def test_filters_are_narrow_and_can_be_turned_off():
     )
     out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True)
     assert out.stdout.strip() == "2", out.stderr
+
+
+def test_is_fx_tracing_note_is_filtered_and_shown_on_request():
+    code = (
+        "import csgr\n"
+        "from torch.fx import _symbolic_trace as st\n"
+        "st.is_fx_tracing_warning()\n"
+    )
+    quiet = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "is_fx_tracing" not in quiet.stderr
+    env = _env(CSGR_ALL_WARNINGS="1")
+    loud = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert "is_fx_tracing will return true" in loud.stderr, loud.stderr

@@ -43,12 +43,7 @@ class LossScale(nn.Module):
         self, methods: Sequence[str], mode: str = "published", target: float = 1.0, warmup_iters=20
     ):
         super().__init__()
-        if mode not in LOSS_SCALE_MODES:
-            raise ValueError(f"loss scale mode must be one of {LOSS_SCALE_MODES}, got {mode!r}")
-        if not target > 0:
-            raise ValueError(f"loss scale target must be > 0, got {target}")
-        if mode == "calibrated" and warmup_iters < 1:
-            raise ValueError(f"calibration needs warmup_iters >= 1, got {warmup_iters}")
+        self.check_settings(mode, target, warmup_iters)
         self.methods = list(methods)
         self.mode = mode
         self.target = float(target)
@@ -60,13 +55,36 @@ class LossScale(nn.Module):
         self.register_buffer("detection_sum", torch.zeros((), dtype=torch.float64))
         self.register_buffer("measured", torch.zeros((), dtype=torch.int64))
         self.register_buffer("fixed", torch.tensor(mode == "published"))
+        # host copies of `fixed` and `factors`: the training step reads them without a device sync
+        self._fixed = mode == "published"
+        self._factors = [1.0] * m
+
+    @staticmethod
+    def check_settings(mode: str, target: float, warmup_iters: int) -> None:
+        """Raise ValueError naming the bad setting (``MODEL.DISTILL.LOSS_SCALE.*``)."""
+        if mode not in LOSS_SCALE_MODES:
+            raise ValueError(f"loss scale mode must be one of {LOSS_SCALE_MODES}, got {mode!r}")
+        if not target > 0:
+            raise ValueError(f"loss scale target must be > 0, got {target}")
+        if mode == "calibrated" and warmup_iters < 1:
+            raise ValueError(f"calibration needs warmup_iters >= 1, got {warmup_iters}")
+
+    @property
+    def is_fixed(self) -> bool:
+        """Whether the factors are fixed (published mode, or calibration done)."""
+        return self._fixed
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._fixed = bool(self.fixed)
+        self._factors = self.factors.tolist()
 
     def extra_repr(self) -> str:
         return f"methods={self.methods}, mode={self.mode}, target={self.target}"
 
     def factor_dict(self) -> Dict[str, float]:
         """Method -> factor (1.0 for every method until calibration has fixed them)."""
-        return {k: float(v) for k, v in zip(self.methods, self.factors.tolist())}
+        return dict(zip(self.methods, self._factors))
 
     def forward(
         self,
@@ -83,7 +101,7 @@ class LossScale(nn.Module):
             The distillation terms, flat, each times its method's factor (times 0 while the
             calibration is still measuring).
         """
-        if not bool(self.fixed):
+        if not self._fixed:
             self._measure(detection, distillation)
             return {k: v * 0.0 for terms in distillation.values() for k, v in terms.items()}
         out = {}
@@ -123,6 +141,7 @@ class LossScale(nn.Module):
         factors[usable] = self.target * detection_sum / method_sums[usable]
         self.factors.copy_(factors)
         self.fixed.fill_(True)
+        self._fixed, self._factors = True, factors.tolist()
         for name, factor, total in zip(self.methods, factors.tolist(), method_sums.tolist()):
             note = "" if total > 0 else " (its terms were 0 while measuring: kept at 1)"
             logger.info(

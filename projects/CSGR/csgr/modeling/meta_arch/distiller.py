@@ -130,11 +130,10 @@ class Distiller(nn.Module):
         if parts:
             init_student_from_teacher(student, teacher, parts)
         scale = cfg.MODEL.DISTILL.LOSS_SCALE
+        LossScale.check_settings(scale.MODE, scale.TARGET, scale.WARMUP_ITERS)
         loss_scale = None
         if scale.MODE != "published" and losses:
             loss_scale = LossScale(list(losses), scale.MODE, scale.TARGET, scale.WARMUP_ITERS)
-        elif scale.MODE != "published":
-            LossScale([], scale.MODE, scale.TARGET, scale.WARMUP_ITERS)  # checks the keys
         return {
             "student": student,
             "teacher": teacher,
@@ -248,7 +247,7 @@ class Distiller(nn.Module):
             storage = get_event_storage()
         except AssertionError:  # outside a trainer: nothing to log into
             return
-        factors = self.loss_scale.factor_dict() if bool(self.loss_scale.fixed) else {}
+        factors = self.loss_scale.factor_dict() if self.loss_scale.is_fixed else {}
         for name, factor in factors.items():
             storage.put_scalar(f"loss_scale/{name}", factor, smoothing_hint=False)
 
