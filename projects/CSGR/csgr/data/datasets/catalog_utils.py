@@ -7,10 +7,11 @@ so that registration never touches the disk and a process (or a test) can point 
 elsewhere after import.
 """
 
+import functools
 import json
 import logging
 import os
-from typing import Callable, List
+from typing import Callable, Dict, List
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
@@ -101,6 +102,31 @@ def register_once(name: str, loader: Callable[[], List[dict]], **metadata) -> bo
     DatasetCatalog.register(name, loader)
     refresh_metadata(name, **metadata)  # metadata left over from a removed dataset is replaced
     return True
+
+
+def register_generated_splits(
+    splits: Dict[str, str], load: Callable[[str], List[dict]], categories: List[dict], dirname: str
+) -> None:
+    """Register COCO-style datasets the project builds itself on first load (shapes, coral).
+
+    Args:
+        splits: dataset name -> split folder (``<root>/<dirname>/<split>``, annotations in
+            ``<root>/<dirname>/annotations/instances_<split>.json``).
+        load: ``load(dataset_name)`` builds the data if needed and returns its dicts.
+        categories: COCO categories (``id``, ``name``), in contiguous-id order.
+        dirname: the folder under ``$DETECTRON2_DATASETS``.
+    """
+    root = datasets_root()
+    for name, split in splits.items():
+        register_once(
+            name,
+            functools.partial(load, name),
+            thing_classes=[c["name"] for c in categories],
+            thing_dataset_id_to_contiguous_id={c["id"]: i for i, c in enumerate(categories)},
+            json_file=os.path.join(root, dirname, "annotations", f"instances_{split}.json"),
+            image_root=os.path.join(root, dirname, split),
+            evaluator_type="coco",
+        )
 
 
 def rebind_lazy(name: str, loader: Callable[[], List[dict]], owner_module: str) -> bool:

@@ -16,7 +16,6 @@ val tile shares a pixel with a train tile; a box is kept in a tile (clipped) whe
 of it is inside, and marked crowd (ignored) otherwise.
 """
 
-import functools
 import glob
 import json
 import logging
@@ -31,7 +30,7 @@ import numpy as np
 import portalocker
 from PIL import Image
 
-from .catalog_utils import datasets_root, load_coco_checked, register_once
+from .catalog_utils import datasets_root, load_coco_checked, register_generated_splits
 from .coral_tiles import boxes_in_tile, read_yolo_boxes, region_tiles, split_regions
 
 __all__ = ["CORAL_CATEGORIES", "DEFAULT_CORAL_PARAMS", "build_coral_dataset", "ensure_coral"]
@@ -201,14 +200,4 @@ def load_coral(dataset_name: str):
 
 def register_all_coral() -> None:
     """Register ``coral_{train,val}``; touches no file (building happens on load)."""
-    root = datasets_root()
-    for name, split in CORAL_SPLITS.items():
-        register_once(
-            name,
-            functools.partial(load_coral, name),
-            thing_classes=[c["name"] for c in CORAL_CATEGORIES],
-            thing_dataset_id_to_contiguous_id={c["id"]: i for i, c in enumerate(CORAL_CATEGORIES)},
-            json_file=os.path.join(root, CORAL_DIRNAME, "annotations", f"instances_{split}.json"),
-            image_root=os.path.join(root, CORAL_DIRNAME, split),
-            evaluator_type="coco",
-        )
+    register_generated_splits(CORAL_SPLITS, load_coral, CORAL_CATEGORIES, CORAL_DIRNAME)

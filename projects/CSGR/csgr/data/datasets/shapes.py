@@ -14,7 +14,6 @@ atomically (written to a temporary sibling, then ``os.replace``). ``datasets/gen
 generates it with other parameters.
 """
 
-import functools
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ from typing import Dict, List, Optional
 
 import portalocker
 
-from .catalog_utils import datasets_root, load_coco_checked, register_once
+from .catalog_utils import datasets_root, load_coco_checked, register_generated_splits
 from .shapes_generate import GENERATOR_VERSION, SHAPES_CATEGORIES, write_split
 
 __all__ = [
@@ -185,14 +184,4 @@ def load_shapes(dataset_name: str) -> List[dict]:
 
 def register_all_shapes() -> None:
     """Register ``csgr_shapes_{train,val}``; touches no file (generation happens on load)."""
-    root = datasets_root()
-    for name, split in SHAPES_SPLITS.items():
-        register_once(
-            name,
-            functools.partial(load_shapes, name),
-            thing_classes=[c["name"] for c in SHAPES_CATEGORIES],
-            thing_dataset_id_to_contiguous_id={c["id"]: i for i, c in enumerate(SHAPES_CATEGORIES)},
-            json_file=os.path.join(root, SHAPES_DIRNAME, "annotations", f"instances_{split}.json"),
-            image_root=os.path.join(root, SHAPES_DIRNAME, split),
-            evaluator_type="coco",
-        )
+    register_generated_splits(SHAPES_SPLITS, load_shapes, SHAPES_CATEGORIES, SHAPES_DIRNAME)
