@@ -9,6 +9,7 @@ blows up first and drags the detection terms to NaN). No optimizer step has used
 weights and the last checkpoint are those of the previous iteration.
 """
 
+import math
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
@@ -49,7 +50,7 @@ def largest_growth(
     """
     best, best_ratio = None, GROWTH_TO_REPORT
     for k, v in current.items():
-        if k not in first or not torch.isfinite(torch.tensor(v)):
+        if k not in first or not math.isfinite(v):
             continue
         it, v0 = first[k]
         ratio = abs(v) / abs(v0)
