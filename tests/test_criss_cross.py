@@ -175,6 +175,25 @@ def test_rejects_bad_input():
         block(torch.randn(1, 8, 4, 4))
     with pytest.raises(ValueError, match="recurrence"):
         CrissCrossAttention(16, recurrence=0)
+    with pytest.raises(ValueError, match="init must be one of"):
+        CrissCrossAttention(16, init="xavier")
+
+
+def test_kaiming_init_zero_bias_and_default_kept_on_request():
+    """Kaiming-normal fan_in weights (std sqrt(2/C)) and zero bias, as the probable official
+    code; init="default" keeps PyTorch's default (std 1/sqrt(3C), nonzero bias)."""
+    channels = 256
+    torch.manual_seed(0)
+    kaiming = CrissCrossAttention(channels)
+    default = CrissCrossAttention(channels, init="default")
+    for name in ("query_conv", "key_conv", "value_conv"):
+        conv, old = getattr(kaiming, name), getattr(default, name)
+        # Sample std of >= 8192 normal weights: within 5% of sqrt(2/C) by a wide margin.
+        assert conv.weight.std().item() == pytest.approx(math.sqrt(2.0 / channels), rel=0.05)
+        assert old.weight.std().item() == pytest.approx(1 / math.sqrt(3.0 * channels), rel=0.05)
+        assert torch.count_nonzero(conv.bias) == 0
+        assert torch.count_nonzero(old.bias) > 0
+    assert kaiming.gamma.item() == 0.0 == default.gamma.item()
 
 
 def test_flop_count_matches_hand_count():

@@ -273,3 +273,18 @@ def test_builder_reads_relation_levels():
     cfg.MODEL.DISTILL.CSGR.REL_IN_FEATURES = ["p6"]
     with pytest.raises(ValueError, match=r"REL_IN_FEATURES names \['p6'\]"):
         build(cfg, shapes(16), shapes(16))
+
+
+def test_builder_reads_relation_init():
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    assert cfg.MODEL.DISTILL.CSGR.RELATION_INIT == "kaiming"
+    build = DISTILL_LOSS_REGISTRY.get("CSGR").build
+    loss = build(cfg, shapes(16), shapes(16))
+    assert all(torch.count_nonzero(r.value_conv.bias) == 0 for r in loss.relations.values())
+    cfg.MODEL.DISTILL.CSGR.RELATION_INIT = "default"
+    loss = build(cfg, shapes(16), shapes(16))
+    assert all(torch.count_nonzero(r.value_conv.bias) > 0 for r in loss.relations.values())
+    cfg.MODEL.DISTILL.CSGR.RELATION_INIT = "orthogonal"
+    with pytest.raises(ValueError, match="CSGR.RELATION_INIT must be one of"):
+        build(cfg, shapes(16), shapes(16))

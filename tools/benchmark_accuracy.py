@@ -11,10 +11,18 @@ Writes accuracy.md, accuracy.png (AP bar chart) and results.json under --output/
     python tools/benchmark_accuracy.py --iters 100 --teacher-iters 300 --methods CSGR FGD --reuse
     python tools/benchmark_accuracy.py --detector retinanet --seeds 1 2 3
 
+--variant LABEL=METHOD KEY VALUE ... adds a student row: the method with its own opts (repeat it
+for several); --calibrated adds "<METHOD>-calibrated" (MODEL.DISTILL.LOSS_SCALE.MODE calibrated)
+for every method:
+
+    python tools/benchmark_accuracy.py --methods CSGR --seeds 1 2 3 --reuse \
+        --variant CSGR-p3p6=CSGR MODEL.DISTILL.CSGR.REL_IN_FEATURES "['p3','p4','p5','p6']"
+    python tools/benchmark_accuracy.py --methods CSGR FGD --calibrated --seeds 1 2 3 --reuse
+
 --reuse skips runs whose folder holds an evaluation and a stamp of the same merged config (and,
 for distilled students, of the same teacher weights); runs share the layout of `make main`
 (tools/run_main.py), whose teacher and seed-1 students are reused. Trailing KEY VALUE opts go to
-every run.
+every run (after another option: --methods and --variant take every word that follows).
 """
 
 import argparse
@@ -23,7 +31,7 @@ import shlex
 import sys
 
 from csgr.benchmark.accuracy_report import aggregate, write_accuracy_report
-from csgr.benchmark.accuracy_runs import DETECTORS, plan_runs
+from csgr.benchmark.accuracy_runs import DETECTORS, Variant, parse_variant, plan_runs
 from csgr.benchmark.measure import load_average
 from csgr.benchmark.runner import plan_progress, run_experiment
 from csgr.modeling.losses import method_names
@@ -42,13 +50,34 @@ def parse_args(argv=None):
     parser.add_argument(
         "--methods", nargs="+", default=method_names(), choices=method_names(), metavar="METHOD"
     )
+    parser.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar="WORD",
+        help="LABEL=METHOD KEY VALUE ...: the method with these opts as its own row",
+    )
+    parser.add_argument(
+        "--calibrated",
+        action="store_true",
+        help="also every method with MODEL.DISTILL.LOSS_SCALE.MODE calibrated (<METHOD>-calibrated)",
+    )
     parser.add_argument("--output", default=os.path.join(ROOT, "output", "shapes"))
     parser.add_argument("--reuse", action="store_true", help="skip finished identical runs")
     parser.add_argument(
         "--jobs", type=int, default=1, help="student runs side by side (threads split evenly)"
     )
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE opts for every run")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        args.variants = [parse_variant(words) for words in args.variant]
+    except ValueError as e:
+        parser.error(str(e))
+    if args.calibrated:
+        calibrated = ("MODEL.DISTILL.LOSS_SCALE.MODE", "calibrated")
+        args.variants += [Variant(f"{m}-calibrated", m, calibrated) for m in args.methods]
+    return args
 
 
 def main(argv=None):
@@ -64,6 +93,7 @@ def main(argv=None):
         teacher_seed=args.teacher_seed,
         teacher_weights=args.teacher_weights,
         extra_opts=tuple(args.opts),
+        variants=tuple(args.variants),
     )
     load_before = load_average()
     board = plan_progress(teacher, students, args.jobs)

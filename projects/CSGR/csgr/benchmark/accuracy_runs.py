@@ -17,7 +17,16 @@ from typing import Dict, List, Optional, Tuple
 
 from ..modeling.losses import get_method
 
-__all__ = ["METRICS", "DETECTORS", "ShapesDetector", "Run", "schedule_opts", "plan_runs"]
+__all__ = [
+    "METRICS",
+    "DETECTORS",
+    "ShapesDetector",
+    "Run",
+    "Variant",
+    "parse_variant",
+    "schedule_opts",
+    "plan_runs",
+]
 
 METRICS = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
 
@@ -70,6 +79,34 @@ class Run:
         return cmd + ["--config-file", self.config_file, "OUTPUT_DIR", self.output_dir, *self.opts]
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A method trained with extra opts, reported as its own row ``label`` beside the plain
+    method (e.g. CSGR with ``MODEL.DISTILL.LOSS_SCALE.MODE calibrated``)."""
+
+    label: str
+    method: str
+    opts: Tuple[str, ...] = ()
+
+
+def parse_variant(words: List[str]) -> Variant:
+    """``["LABEL=METHOD", KEY, VALUE, ...]`` (the words of one ``--variant``) as a Variant.
+
+    Raises:
+        ValueError: no ``=``, an empty label, an unknown method or an odd number of opt words.
+    """
+    head, opts = words[0], tuple(words[1:])
+    label, sep, method = head.partition("=")
+    if not sep or not label or not method:
+        raise ValueError(f"--variant {head!r}: expected LABEL=METHOD, e.g. CSGR-p3p6=CSGR")
+    if label.lower() in ("baseline", "teacher"):
+        raise ValueError(f"--variant {head!r}: the label {label!r} is reserved")
+    get_method(method)  # an unknown method names the registered ones
+    if len(opts) % 2:
+        raise ValueError(f"--variant {head!r}: opts must be KEY VALUE pairs, got {list(opts)}")
+    return Variant(label, method, opts)
+
+
 def schedule_opts(iters: Optional[int]) -> List[str]:
     """Opts for ``iters`` iterations with LR steps at 2/3 and 8/9 (none: the config's); steps
     that would fall outside (0, iters) or coincide, as in a tiny test schedule, are dropped."""
@@ -90,6 +127,7 @@ def plan_runs(
     teacher_seed: int = 1,
     teacher_weights: str = "",
     extra_opts: Tuple[str, ...] = (),
+    variants: Tuple[Variant, ...] = (),
 ) -> Tuple[Optional[Run], List[Run], Dict[str, str]]:
     """The runs of an experiment.
 
@@ -104,6 +142,8 @@ def plan_runs(
         teacher_seed: the teacher's ``SEED``.
         teacher_weights: an already trained teacher to use (then no teacher run is planned).
         extra_opts: ``KEY VALUE`` opts given to every run (teacher included).
+        variants: more students, each a method with its own opts (after ``extra_opts``),
+            trained per seed like the methods and stored under their label.
 
     Returns:
         (teacher run or None, student runs, {skipped method: why}).
@@ -125,23 +165,27 @@ def plan_runs(
         )
         teacher_weights = os.path.join(teacher_dir, "model_final.pth")
     students, skipped = [], {}
-    labels = [("baseline", config(spec.baseline))]
-    for method in methods:
+    labels = [("baseline", config(spec.baseline), ())]
+    rows = [(m, m, ()) for m in methods] + [(v.label, v.method, v.opts) for v in variants]
+    if len({label.lower() for label, _, _ in rows}) < len(rows):
+        raise ValueError(f"two students share a label: {[label for label, _, _ in rows]}")
+    for label, method, variant_opts in rows:
         method_cls = get_method(method)
         method_config = config(spec.distilled.format(method=method.lower()))
         if not method_cls.applies_to(spec.arch):
             reason, only = method_cls.NOT_APPLICABLE_REASON, "/".join(method_cls.APPLIES_TO)
-            skipped[method] = f"{reason}: {only} only"
+            skipped[label] = f"{reason}: {only} only"
         elif not os.path.isfile(method_config):
-            skipped[method] = f"no config {os.path.relpath(method_config, root)}"
+            skipped[label] = f"no config {os.path.relpath(method_config, root)}"
         else:
-            labels.append((method, method_config))
+            labels.append((label, method_config, variant_opts))
     for seed in seeds:
-        for label, config_file in labels:
+        for label, config_file, variant_opts in labels:
             opts = schedule_opts(iters) + ["SEED", str(seed)]
             if label != "baseline":
                 opts += ["MODEL.DISTILL.TEACHER.WEIGHTS", teacher_weights]
             run_dir = os.path.join(out, label.lower(), f"seed{seed}")
             depends = teacher_weights if label != "baseline" else ""
-            students.append(Run(label, seed, config_file, run_dir, opts + extra, depends, cwd=root))
+            opts += extra + list(variant_opts)
+            students.append(Run(label, seed, config_file, run_dir, opts, depends, cwd=root))
     return teacher, students, skipped

@@ -72,6 +72,8 @@ class CSGRLoss(DistillLoss):
         reduction: query/key channel reduction of the criss-cross attention.
         adapter_mode: "auto", "always" or "never" (see :class:`ChannelAdapters`).
         rel_features: FPN level names of the relation term; None: the same as ``in_features``.
+        relation_init: init of the criss-cross convs, "kaiming" or "default" (see
+            :class:`CrissCrossAttention`).
     """
 
     REQUIRES = frozenset({"features"})
@@ -88,6 +90,7 @@ class CSGRLoss(DistillLoss):
         reduction: int = 8,
         adapter_mode: str = "auto",
         rel_features: Optional[Sequence[str]] = None,
+        relation_init: str = "kaiming",
     ):
         super().__init__()
         if not in_features:
@@ -111,7 +114,7 @@ class CSGRLoss(DistillLoss):
         )
         self.relations = nn.ModuleDict(
             {
-                k: CrissCrossAttention(teacher_channels[k], reduction, recurrence)
+                k: CrissCrossAttention(teacher_channels[k], reduction, recurrence, relation_init)
                 for k in self.rel_features
             }
         )
@@ -185,6 +188,9 @@ class CSGR(DistillMethod):
         _C.RECURRENCE = 1
         # Channel reduction of the criss-cross query/key projections (C -> C / REDUCTION).
         _C.REDUCTION = 8
+        # Init of the criss-cross convs: "kaiming" (Kaiming-normal fan_in, zero bias, as the
+        # probable official code) or "default" (PyTorch's default, the layer before issue 14).
+        _C.RELATION_INIT = "kaiming"
 
     @classmethod
     def build(cls, cfg, student_shapes, teacher_shapes) -> CSGRLoss:
@@ -200,6 +206,11 @@ class CSGR(DistillMethod):
                 message = str(e).replace("CSGR.IN_FEATURES", "CSGR.REL_IN_FEATURES")
                 raise ValueError(message) from None
         all_levels = levels + [k for k in rel_levels if k not in levels]
+        if csgr_cfg.RELATION_INIT not in CrissCrossAttention.INITS:
+            raise ValueError(
+                f"MODEL.DISTILL.CSGR.RELATION_INIT must be one of {CrissCrossAttention.INITS}, "
+                f"got {csgr_cfg.RELATION_INIT!r}"
+            )
         if cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE == "RetinaNet":
             num_classes = cfg.MODEL.RETINANET.NUM_CLASSES
         else:
@@ -215,4 +226,5 @@ class CSGR(DistillMethod):
             reduction=csgr_cfg.REDUCTION,
             adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
             rel_features=rel_levels,
+            relation_init=csgr_cfg.RELATION_INIT,
         )
