@@ -211,3 +211,46 @@ def test_accuracy_aggregate_over_seeds():
         "- CSGR AP >= baseline + 2: 14.00 vs 13.00 (met)",
         "- CSGR AP >= FGD AP: 14.00 vs 10.00 (met)",
     ]
+
+
+def test_plan_runs_variants_and_calibrated_rows(tmp_path):
+    """--variant and --calibrated add rows of one method with their own opts (after the opts of
+    every run), stored under their own label; labels must be unique and words well formed."""
+    from csgr.benchmark.accuracy_runs import Variant, parse_variant, plan_runs
+
+    tool = load_tool("benchmark_accuracy")
+    args = tool.parse_args(
+        ["--methods", "CSGR", "FGD", "--calibrated", "--seeds", "1", "2", "--variant"]
+        + ["CSGR-p3p6=CSGR", "MODEL.DISTILL.CSGR.REL_IN_FEATURES", "['p3','p4']"]
+    )
+    labels = [v.label for v in args.variants]
+    assert labels == ["CSGR-p3p6", "CSGR-calibrated", "FGD-calibrated"]
+    _, students, _ = plan_runs(
+        "frcnn",
+        args.methods,
+        args.seeds,
+        str(tmp_path),
+        ".",
+        extra_opts=("K", "V"),
+        variants=tuple(args.variants),
+    )
+    runs = {(r.label, r.seed): r for r in students}
+    assert len(runs) == 2 * 6  # baseline, 2 methods, 3 variants per seed
+    p3p6 = runs[("CSGR-p3p6", 2)]
+    assert p3p6.output_dir == str(tmp_path / "frcnn" / "csgr-p3p6" / "seed2")
+    assert p3p6.opts[-4:] == ["K", "V", "MODEL.DISTILL.CSGR.REL_IN_FEATURES", "['p3','p4']"]
+    assert runs[("FGD-calibrated", 1)].opts[-2:] == ["MODEL.DISTILL.LOSS_SCALE.MODE", "calibrated"]
+    assert "LOSS_SCALE" not in " ".join(runs[("FGD", 1)].opts)
+
+    with pytest.raises(ValueError, match="share a label"):
+        plan_runs("frcnn", ["CSGR"], [1], str(tmp_path), ".", variants=(Variant("csgr", "CSGR"),))
+    for words, message in (
+        (["CSGR"], "LABEL=METHOD"),
+        (["x=CSGR", "KEY"], "KEY VALUE pairs"),
+        (["baseline=CSGR"], "reserved"),
+        (["x=NOPE"], "NOPE"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            parse_variant(words)
+    with pytest.raises(SystemExit):
+        tool.parse_args(["--variant", "CSGR"])

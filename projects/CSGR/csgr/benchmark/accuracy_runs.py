@@ -101,7 +101,10 @@ def parse_variant(words: List[str]) -> Variant:
         raise ValueError(f"--variant {head!r}: expected LABEL=METHOD, e.g. CSGR-p3p6=CSGR")
     if label.lower() in ("baseline", "teacher"):
         raise ValueError(f"--variant {head!r}: the label {label!r} is reserved")
-    get_method(method)  # an unknown method names the registered ones
+    try:
+        get_method(method)
+    except KeyError as e:  # names the registered methods
+        raise ValueError(f"--variant {head!r}: {e.args[0]}") from None
     if len(opts) % 2:
         raise ValueError(f"--variant {head!r}: opts must be KEY VALUE pairs, got {list(opts)}")
     return Variant(label, method, opts)
