@@ -193,6 +193,10 @@ def test_run_main_tiny(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert printed.count("reusing") == 3 and "done in" not in printed
 
+    tool.main(["--reuse-students", *argv])  # nothing trains: the wall time says so
+    printed = capsys.readouterr().out
+    assert "Wall time: every run reused; main job" in printed and "done in" not in printed
+
 
 def test_accuracy_aggregate_over_seeds():
     runs = [

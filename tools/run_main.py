@@ -95,12 +95,12 @@ def main(argv=None) -> dict:
     pictures_dir = os.path.join(os.path.abspath(args.output), args.detector, "pictures")
     pictures = write_job_pictures(pictures_dir, runs, distill_run=runs[METHOD])
     print(f"Pictures: curves {pictures[0]}; attention maps in {os.path.dirname(pictures[1])}")
-    print(
-        "Wall time: "
-        + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items())
-        + f" (students side by side: {args.jobs} at a time); "
-        f"main job {(time.perf_counter() - start) / 60:.1f} min"
-    )
+    trained = ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items())
+    if trained:
+        trained += f" (students side by side: {args.jobs} at a time)"
+    else:
+        trained = "every run reused"
+    print(f"Wall time: {trained}; main job {(time.perf_counter() - start) / 60:.1f} min")
     return results
 
 
