@@ -216,6 +216,15 @@ def _values_and_grads(fn, block, x, grad_out):
     return y.detach(), grads
 
 
+def _assert_same_float64_step(block, reference, x, grad_out):
+    """``block(x)`` and ``reference(x)`` agree in value and in every gradient (float64)."""
+    y, grads = _values_and_grads(block, block, x, grad_out)
+    y_ref, grads_ref = _values_and_grads(reference, block, x, grad_out)
+    torch.testing.assert_close(y, y_ref, atol=1e-10, rtol=0)
+    for g, g_ref in zip(grads, grads_ref):
+        torch.testing.assert_close(g, g_ref, atol=1e-9, rtol=1e-9)
+
+
 @pytest.mark.parametrize("recurrence", [1, 2])
 @pytest.mark.parametrize("shape", [(3, 8, 5, 7), (2, 8, 1, 6), (2, 8, 6, 1), (1, 16, 4, 4)])
 def test_values_and_all_gradients_match_dense_float64(shape, recurrence):
@@ -223,13 +232,7 @@ def test_values_and_all_gradients_match_dense_float64(shape, recurrence):
     block = random_block(shape[1], recurrence=recurrence)
     x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
     grad_out = torch.randn(*shape, dtype=torch.float64)
-    y, grads = _values_and_grads(block, block, x, grad_out)
-    y_ref, grads_ref = _values_and_grads(
-        lambda t: dense_criss_cross_reference(block, t), block, x, grad_out
-    )
-    torch.testing.assert_close(y, y_ref, atol=1e-10, rtol=0)
-    for g, g_ref in zip(grads, grads_ref):
-        torch.testing.assert_close(g, g_ref, atol=1e-9, rtol=1e-9)
+    _assert_same_float64_step(block, lambda t: dense_criss_cross_reference(block, t), x, grad_out)
 
 
 def test_gradcheck_float64():
@@ -255,13 +258,7 @@ def test_matches_previous_implementation_float64():
     block = random_block(16, recurrence=2)
     x = torch.randn(2, 16, 6, 9, dtype=torch.float64, requires_grad=True)
     grad_out = torch.randn(2, 16, 6, 9, dtype=torch.float64)
-    y, grads = _values_and_grads(block, block, x, grad_out)
-    y_prev, grads_prev = _values_and_grads(
-        lambda t: previous_criss_cross(block, t), block, x, grad_out
-    )
-    torch.testing.assert_close(y, y_prev, atol=1e-10, rtol=0)
-    for g, g_prev in zip(grads, grads_prev):
-        torch.testing.assert_close(g, g_prev, atol=1e-9, rtol=1e-9)
+    _assert_same_float64_step(block, lambda t: previous_criss_cross(block, t), x, grad_out)
 
 
 def test_aggregate_entry_point_gradients_float64():
