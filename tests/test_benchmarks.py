@@ -229,9 +229,10 @@ def test_plan_runs_variants_and_calibrated_rows(tmp_path):
     )
     labels = [v.label for v in args.variants]
     assert labels == ["CSGR-p3p6", "CSGR-calibrated", "FGD-calibrated"]
+    assert args.published == ["CSGR", "FGD"]
     _, students, _ = plan_runs(
         "frcnn",
-        args.methods,
+        args.published,
         args.seeds,
         str(tmp_path),
         ".",
@@ -258,3 +259,14 @@ def test_plan_runs_variants_and_calibrated_rows(tmp_path):
             parse_variant(words)
     with pytest.raises(SystemExit):
         tool.parse_args(["--variant", "CSGR"])
+
+    # --calibrated only: the methods train calibrated, not at published weights.
+    only = tool.parse_args(["--methods", "MSE", "PKD", "--calibrated", "only", "--seeds", "1"])
+    assert only.published == []
+    assert [v.label for v in only.variants] == ["MSE-calibrated", "PKD-calibrated"]
+    _, students, _ = plan_runs(
+        "frcnn", only.published, only.seeds, str(tmp_path), ".", variants=tuple(only.variants)
+    )
+    assert [r.label for r in students] == ["baseline", "MSE-calibrated", "PKD-calibrated"]
+    with pytest.raises(SystemExit):
+        tool.parse_args(["--calibrated", "always"])

@@ -13,11 +13,12 @@ Writes accuracy.md, accuracy.png (AP bar chart) and results.json under --output/
 
 --variant LABEL=METHOD KEY VALUE ... adds a student row: the method with its own opts (repeat it
 for several); --calibrated adds "<METHOD>-calibrated" (MODEL.DISTILL.LOSS_SCALE.MODE calibrated)
-for every method:
+for every method, and --calibrated only trains those instead of the published-weight rows:
 
     python tools/benchmark_accuracy.py --methods CSGR --seeds 1 2 3 --reuse \
         --variant CSGR-p3p6=CSGR MODEL.DISTILL.CSGR.REL_IN_FEATURES "['p3','p4','p5','p6']"
     python tools/benchmark_accuracy.py --methods CSGR FGD --calibrated --seeds 1 2 3 --reuse
+    python tools/benchmark_accuracy.py --methods MSE PKD --calibrated only --seeds 1 2 3 --reuse
 
 --reuse skips runs whose folder holds an evaluation and a stamp of the same merged config (and,
 for distilled students, of the same teacher weights); runs share the layout of `make main`
@@ -60,8 +61,11 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--calibrated",
-        action="store_true",
-        help="also every method with MODEL.DISTILL.LOSS_SCALE.MODE calibrated (<METHOD>-calibrated)",
+        nargs="?",
+        const="also",
+        choices=["also", "only"],
+        help="also (or, with 'only', instead) every method with MODEL.DISTILL.LOSS_SCALE.MODE "
+        "calibrated (<METHOD>-calibrated)",
     )
     parser.add_argument("--output", default=os.path.join(ROOT, "output", "shapes"))
     parser.add_argument("--reuse", action="store_true", help="skip finished identical runs")
@@ -77,6 +81,8 @@ def parse_args(argv=None):
     if args.calibrated:
         calibrated = ("MODEL.DISTILL.LOSS_SCALE.MODE", "calibrated")
         args.variants += [Variant(f"{m}-calibrated", m, calibrated) for m in args.methods]
+    # The methods trained at published weights (the baseline always trains).
+    args.published = [] if args.calibrated == "only" else list(args.methods)
     return args
 
 
@@ -84,7 +90,7 @@ def main(argv=None):
     args = parse_args(argv)
     teacher, students, skipped = plan_runs(
         args.detector,
-        args.methods,
+        args.published,
         args.seeds,
         args.output,
         ROOT,
