@@ -25,7 +25,7 @@ import csgr  # noqa: F401  registers the Distiller, the losses and the datasets
 from csgr.benchmark.accuracy_runs import DETECTORS
 from csgr.benchmark.measure import load_average
 from csgr.benchmark.yardstick import measure_yardsticks
-from csgr.modeling.losses import get_method, method_names
+from csgr.modeling.losses import method_names
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -47,10 +47,10 @@ def main(argv=None):
     spec = DETECTORS[args.detector]
     configs = {}
     for method in args.methods:
-        path = os.path.join(
-            ROOT, "configs", "Shapes", spec.distilled.format(method=method.lower()) + ".yaml"
-        )
-        if get_method(method).applies_to(spec.arch) and os.path.isfile(path):
+        path, why = spec.method_config(ROOT, method)
+        if path is None:
+            print(f"{method}: skipped ({why})")
+        else:
             configs[method] = path
     opts = ["MODEL.DISTILL.TEACHER.WEIGHTS", args.teacher_weights, *args.opts]
     load_before = load_average()

@@ -41,6 +41,26 @@ class ShapesDetector:
     baseline: str
     distilled: str  # with "{method}", the method's name in lower case
 
+    def config_file(self, root: str, name: str) -> str:
+        """``<root>/configs/Shapes/<name>.yaml`` (root: the repository root)."""
+        return os.path.join(os.path.abspath(root), "configs", "Shapes", name + ".yaml")
+
+    def method_config(self, root: str, method: str) -> Tuple[Optional[str], str]:
+        """The shapes config of a distillation method for this detector.
+
+        Returns:
+            (config path, "") or, for a method that does not apply to ``arch``
+            (``DistillMethod.APPLIES_TO``) or has no config, (None, why).
+        """
+        method_cls = get_method(method)
+        if not method_cls.applies_to(self.arch):
+            only = "/".join(method_cls.APPLIES_TO)
+            return None, f"{method_cls.NOT_APPLICABLE_REASON}: {only} only"
+        path = self.config_file(root, self.distilled.format(method=method.lower()))
+        if not os.path.isfile(path):
+            return None, f"no config {os.path.relpath(path, os.path.abspath(root))}"
+        return path, ""
+
 
 DETECTORS = {
     "frcnn": ShapesDetector(
@@ -156,30 +176,28 @@ def plan_runs(
     root = os.path.abspath(root)
     extra = list(extra_opts)
 
-    def config(name: str) -> str:
-        return os.path.join(root, "configs", "Shapes", name + ".yaml")
-
     teacher = None
     if not teacher_weights:
         teacher_dir = os.path.join(out, "teacher", f"seed{teacher_seed}")
         teacher_opts = schedule_opts(teacher_iters) + ["SEED", str(teacher_seed)] + extra
         teacher = Run(
-            "teacher", teacher_seed, config(spec.teacher), teacher_dir, teacher_opts, cwd=root
+            "teacher",
+            teacher_seed,
+            spec.config_file(root, spec.teacher),
+            teacher_dir,
+            teacher_opts,
+            cwd=root,
         )
         teacher_weights = os.path.join(teacher_dir, "model_final.pth")
     students, skipped = [], {}
-    labels = [("baseline", config(spec.baseline), ())]
+    labels = [("baseline", spec.config_file(root, spec.baseline), ())]
     rows = [(m, m, ()) for m in methods] + [(v.label, v.method, v.opts) for v in variants]
     if len({label.lower() for label, _, _ in rows}) < len(rows):
         raise ValueError(f"two students share a label: {[label for label, _, _ in rows]}")
     for label, method, variant_opts in rows:
-        method_cls = get_method(method)
-        method_config = config(spec.distilled.format(method=method.lower()))
-        if not method_cls.applies_to(spec.arch):
-            reason, only = method_cls.NOT_APPLICABLE_REASON, "/".join(method_cls.APPLIES_TO)
-            skipped[label] = f"{reason}: {only} only"
-        elif not os.path.isfile(method_config):
-            skipped[label] = f"no config {os.path.relpath(method_config, root)}"
+        method_config, why = spec.method_config(root, method)
+        if method_config is None:
+            skipped[label] = why
         else:
             labels.append((label, method_config, variant_opts))
     for seed in seeds:
