@@ -270,3 +270,31 @@ def test_plan_runs_variants_and_calibrated_rows(tmp_path):
     assert [r.label for r in students] == ["baseline", "MSE-calibrated", "PKD-calibrated"]
     with pytest.raises(SystemExit):
         tool.parse_args(["--calibrated", "always"])
+
+
+def test_report_lists_the_factors_of_calibrated_runs(tmp_path):
+    """A calibrated run's factors (its last ``loss_scale/<method>`` in metrics.json) come with its
+    metrics and are listed per seed in the report; a run without evaluation has no metrics."""
+    from csgr.benchmark.accuracy_report import loss_scale_lines
+    from csgr.benchmark.runner import final_metrics
+
+    def write(run_dir, records):
+        run_dir.mkdir()
+        (run_dir / "metrics.json").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+        return str(run_dir)
+
+    evaluation = {f"bbox/{m}": 10.0 + i for i, m in enumerate(["AP", "AP50", "AP75", "APs"])}
+    seed1 = write(
+        tmp_path / "s1",
+        [{"iteration": 0, "loss_scale/FGD": 1.0}, {"iteration": 20, "loss_scale/FGD": 0.382}]
+        + [{"iteration": 399, **evaluation}],
+    )
+    seed2 = write(tmp_path / "s2", [{"iteration": 20, "loss_scale/FGD": 0.405}, evaluation])
+    published = write(tmp_path / "p", [evaluation])
+    runs = [final_metrics(seed1), final_metrics(seed2)]
+    assert runs[0]["AP"] == 10.0 and runs[0]["loss_scale/FGD"] == 0.382
+    assert math.isnan(runs[0]["APl"]) and "loss_scale/FGD" not in final_metrics(published)
+    assert final_metrics(write(tmp_path / "none", [{"loss_scale/FGD": 0.4}])) is None
+
+    lines = loss_scale_lines({"FGD": [final_metrics(published)], "FGD-calibrated": runs})
+    assert lines == ["- FGD-calibrated: loss_scale/FGD per seed 0.382, 0.405"]

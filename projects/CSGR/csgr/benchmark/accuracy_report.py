@@ -19,6 +19,7 @@ __all__ = [
     "aggregate",
     "accuracy_table",
     "accuracy_goals",
+    "loss_scale_lines",
     "bar_chart",
     "write_accuracy_report",
 ]
@@ -114,6 +115,21 @@ def accuracy_goals(agg: Dict[str, Dict[str, dict]]) -> List[str]:
     return lines
 
 
+def loss_scale_lines(results: Dict[str, List[Dict[str, float]]]) -> List[str]:
+    """Report lines of the loss-scale factors of calibrated runs, per label and seed.
+
+    Args:
+        results: per label, each seed's metrics; a calibrated run's hold its factors as
+            ``"loss_scale/<method>"`` (see :func:`.runner.final_metrics`).
+    """
+    lines = []
+    for label, runs in results.items():
+        for key in sorted({k for r in runs for k in r if k.startswith("loss_scale/")}):
+            values = ", ".join(f"{r[key]:.3g}" if key in r else "n/a" for r in runs)
+            lines.append(f"- {label}: {key} per seed {values}")
+    return lines
+
+
 def bar_chart(agg: Dict[str, Dict[str, dict]], path: str, title: str, metric: str = "AP"):
     """Bar chart of ``metric`` (mean, std error bars) per student; the teacher as a dashed line.
 
@@ -174,7 +190,7 @@ def write_accuracy_report(
     bar_chart(agg, chart, f"{chart_title}\n{schedule}; student seeds {seeds}")
     counts = {label: len(runs) for label, runs in results.items()}
     lines = ["```", command, "```", "", f"{title}; {schedule}; student seeds {seeds}", ""]
-    lines += [accuracy_table(agg, counts), "", *accuracy_goals(agg)]
+    lines += [accuracy_table(agg, counts), "", *accuracy_goals(agg), *loss_scale_lines(results)]
     lines += [f"- {m}: skipped ({why})" for m, why in skipped.items()]
     lines += [f"- {run}: FAILED ({why})" for run, why in experiment.failed.items()]
     lines += [

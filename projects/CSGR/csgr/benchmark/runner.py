@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from ..config import load_config
-from ..evaluation import last_evaluation, read_metrics
+from ..evaluation import last_evaluation, last_values, read_metrics
 from ..utils.progress import ProgressBoard
 from .accuracy_runs import METRICS, Run
 
@@ -32,17 +32,20 @@ __all__ = [
 ]
 
 STAMP = "csgr_benchmark_stamp.json"
+SCALE = "loss_scale/"  # the factors a calibrated run logs (Distiller, LOSS_SCALE.MODE calibrated)
 
 
 def final_metrics(output_dir: str) -> Optional[Dict[str, float]]:
-    """The last box evaluation of ``output_dir/metrics.json``; None if there is none."""
+    """The last box evaluation of ``output_dir/metrics.json`` and, for a calibrated run, its
+    loss-scale factors (``"loss_scale/<method>"``); None if there is no evaluation."""
     path = os.path.join(output_dir, "metrics.json")
     if not os.path.isfile(path):
         return None
-    found = last_evaluation(read_metrics(path))
+    records = read_metrics(path)
+    found = last_evaluation(records)
     if "AP" not in found:
         return None
-    return {m: found.get(m, float("nan")) for m in METRICS}
+    return {**{m: found.get(m, float("nan")) for m in METRICS}, **last_values(records, SCALE)}
 
 
 def config_digest(run: Run) -> str:

@@ -3,7 +3,7 @@
 import json
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ["read_metrics", "last_evaluation"]
+__all__ = ["read_metrics", "last_evaluation", "last_values"]
 
 
 def read_metrics(path: str) -> List[dict]:
@@ -47,4 +47,13 @@ def last_evaluation(
         }
         if values:
             found = values
+    return found
+
+
+def last_values(records: Sequence[dict], prefix: str) -> Dict[str, float]:
+    """The last value of every key starting with ``prefix`` (e.g. ``"loss_scale/"``, the factors
+    a calibrated run logs), by full key; ``{}`` if there is none."""
+    found: Dict[str, float] = {}
+    for record in records:
+        found.update({k: float(v) for k, v in record.items() if k.startswith(prefix)})
     return found
