@@ -215,12 +215,14 @@ def test_full_disk_names_the_path(tmp_path, monkeypatch):
         )
 
 
-def test_missing_teacher_weights_is_one_line_with_the_command(tmp_path):
-    """The headline command on a fresh machine (no teacher trained yet)."""
+@pytest.mark.parametrize("num_gpus", [1, 2])
+def test_missing_teacher_weights_is_one_line_with_the_command(tmp_path, num_gpus):
+    """The headline command on a fresh machine (no teacher trained yet), in one process and in
+    two (Detectron2's launch through torch.multiprocessing, gloo on the CPU)."""
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tools", "train_net.py")]
         + ["--config-file", os.path.join(ROOT, "configs", "csgr_frcnn_r50.yaml")]
-        + ["OUTPUT_DIR", str(tmp_path / "out")],
+        + ["--num-gpus", str(num_gpus), "OUTPUT_DIR", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         cwd=str(tmp_path),
@@ -234,6 +236,36 @@ def test_missing_teacher_weights_is_one_line_with_the_command(tmp_path):
         "configs/SODA10M/faster_rcnn_R_101_FPN_1x.yaml OUTPUT_DIR output/SODA10M/"
         "faster_rcnn_R_101_FPN_1x"
     )
+
+
+def _worker_error(error: Exception) -> "torch.multiprocessing.ProcessRaisedException":
+    """What the parent of a multi-process launch receives when a worker raised ``error``."""
+    import traceback
+
+    try:
+        raise error
+    except Exception:
+        text = traceback.format_exc()
+    message = "\n\n-- Process 1 terminated with the following error:\n" + text
+    return torch.multiprocessing.ProcessRaisedException(message, 1, 4242)
+
+
+def test_worker_user_error_is_one_line(capsys):
+    """A worker's UserInputError (multi-line message included) is one ERROR message with exit
+    status 1; any other worker error keeps its traceback."""
+    from csgr.errors import MissingTeacherWeightsError, one_line_errors, user_error_in_worker
+
+    error = _worker_error(MissingTeacherWeightsError("no such file 'x.pth'.\nTrain it first."))
+    assert user_error_in_worker(error) == "no such file 'x.pth'.\nTrain it first."
+    with pytest.raises(SystemExit) as exit_info, one_line_errors():
+        raise error
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == "ERROR: no such file 'x.pth'.\nTrain it first.\n"
+
+    other = _worker_error(ValueError("csgr.errors.Nope: not a user error"))
+    assert user_error_in_worker(other) is None
+    with pytest.raises(torch.multiprocessing.ProcessRaisedException), one_line_errors():
+        raise other
 
 
 def test_train_teacher_command_keeps_the_teacher_opts(tmp_path):

@@ -8,7 +8,9 @@ built-in exception that code catching it before expects (``ValueError``, ``FileN
 """
 
 import contextlib
+import importlib
 import sys
+from typing import Optional
 
 __all__ = [
     "UserInputError",
@@ -17,6 +19,7 @@ __all__ = [
     "ConfigChangedError",
     "NoSpaceLeftError",
     "UnfinishedRunError",
+    "user_error_in_worker",
     "one_line_errors",
 ]
 
@@ -46,13 +49,51 @@ class NoSpaceLeftError(UserInputError, OSError):
     """A file could not be written because its device is full; the message names the path."""
 
 
+def user_error_in_worker(error: Exception) -> Optional[str]:
+    """The message of a :class:`UserInputError` raised in a worker process.
+
+    With several processes (``--num-gpus 2``), Detectron2's ``launch`` runs ``main`` under
+    ``torch.multiprocessing``, which hands the parent only the worker's traceback as text
+    (``ProcessRaisedException``). Its last exception line ``csgr.<module>.<Error>: <message>``
+    names the class; the message runs to the end of the text.
+
+    Returns:
+        the message, or None when the worker's error is not a :class:`UserInputError`.
+    """
+    lines = str(error).rstrip().splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        name, sep, first = lines[i].partition(": ")
+        module, _, cls_name = name.rpartition(".")
+        if not sep or not module.startswith("csgr") or not cls_name.isidentifier():
+            continue
+        try:
+            cls = getattr(importlib.import_module(module), cls_name, None)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and issubclass(cls, UserInputError):
+            return "\n".join([first, *lines[i + 1 :]])
+    return None
+
+
+def _exit_with(message: str):
+    sys.stdout.flush()
+    print(f"ERROR: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
 @contextlib.contextmanager
 def one_line_errors():
     """Report a :class:`UserInputError` as one line ``ERROR: <message>`` on stderr and exit with
-    status 1, without a traceback. Other exceptions pass unchanged."""
+    status 1, without a traceback, also when a worker process of a multi-process launch raised
+    it (:func:`user_error_in_worker`). Other exceptions pass unchanged."""
+    from torch.multiprocessing import ProcessRaisedException
+
     try:
         yield
     except UserInputError as e:
-        sys.stdout.flush()
-        print(f"ERROR: {e}", file=sys.stderr)
-        sys.exit(1)
+        _exit_with(str(e))
+    except ProcessRaisedException as e:
+        message = user_error_in_worker(e)
+        if message is None:
+            raise
+        _exit_with(message)
