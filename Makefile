@@ -11,9 +11,7 @@ main: setup
 	$(PY) tools/run_main.py $(ARGS)
 
 # One torch thread per test process: on a 2-core machine the tests' own subprocesses (DDP,
-# kill-and-resume) would otherwise oversubscribe the cores. A passing test's tmp_path (the
-# training runs write checkpoints, ~10 GB over the suite) is deleted as soon as it passes;
-# a failing test's is kept for inspection.
-PYTEST_TMP := -o tmp_path_retention_policy=failed -o tmp_path_retention_count=1
+# kill-and-resume) would otherwise oversubscribe the cores. tests/pytest.ini deletes a passing
+# test's tmp_path (the training runs write checkpoints, ~10 GB over the suite) when it passes.
 test: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q $(PYTEST_TMP) tests $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q tests $(PYTEST_ARGS)
