@@ -215,6 +215,38 @@ def test_full_disk_names_the_path(tmp_path, monkeypatch):
         )
 
 
+def test_full_disk_while_writing_metrics_names_the_file(tmp_path):
+    """metrics.json on a full device: NoSpaceLeftError naming it (train_net prints it on one
+    line), not a bare OSError from inside a hook; other writer errors pass unchanged."""
+    from detectron2.utils.events import CommonMetricPrinter, JSONWriter
+
+    from csgr.engine.writers import DiskFullAwareWriter, guard_writers
+
+    metrics = tmp_path / "metrics.json"
+    printer = CommonMetricPrinter(10)
+    writers = guard_writers([printer, JSONWriter(str(metrics))], str(tmp_path))
+    assert writers[0] is printer and isinstance(writers[1], DiskFullAwareWriter)
+    json_writer = writers[1]
+    with EventStorage(0) as storage:
+        storage.put_scalar("total_loss", 1.0)
+        json_writer.write()
+        assert '"total_loss": 1.0' in metrics.read_text()
+        storage.iter = 1
+        storage.put_scalar("total_loss", 0.5)
+        json_writer.writer._file_handle = open("/dev/full", "w")  # every write: ENOSPC
+        with pytest.raises(NoSpaceLeftError) as e:
+            json_writer.write()
+        assert e.value.errno == errno.ENOSPC
+        assert str(e.value).endswith(f"no space left on device: cannot write {metrics}")
+
+        def permission_denied():
+            raise PermissionError(errno.EACCES, "denied")
+
+        json_writer.writer.write = permission_denied
+        with pytest.raises(PermissionError):
+            json_writer.write()
+
+
 @pytest.mark.parametrize("num_gpus", [1, 2])
 def test_missing_teacher_weights_is_one_line_with_the_command(tmp_path, num_gpus):
     """The headline command on a fresh machine (no teacher trained yet), in one process and in

@@ -8,6 +8,7 @@ On top of ``DefaultTrainer`` (same hooks, writers, evaluation, ``--resume`` sema
   the first iteration;
 * step: :class:`.loop.GuardedTrainer` (a NaN/inf loss term stops training before backward,
   naming the term and the iteration; ``SOLVER.AMP`` in float16 on CUDA or bfloat16 on CUDA/CPU);
+* writers: a full disk is one error naming the file (:mod:`.writers`), as for checkpoints;
 * checkpoints: :class:`.checkpoint.AtomicCheckpointer` (atomic writes, no non-finite weights),
   the sampler's seed and every rank's RNG states (:class:`.rng_state.RNGStateHook`), so that a
   resumed run continues as the uninterrupted one would have;
@@ -31,6 +32,7 @@ from .log_setup import setup_csgr_logger
 from .loop import build_train_loop
 from .optimizer import build_optimizer
 from .rng_state import RNGStateHook
+from .writers import guard_writers
 
 __all__ = ["Trainer"]
 
@@ -84,6 +86,11 @@ class Trainer(DefaultTrainer):
     def build_hooks(self):
         """Detectron2's hooks, with :class:`RNGStateHook` first (before the checkpointer)."""
         return [RNGStateHook(self.cfg.SOLVER.CHECKPOINT_PERIOD)] + super().build_hooks()
+
+    def build_writers(self):
+        """Detectron2's default writers; a full disk stops training with one error naming the
+        file (``metrics.json``) instead of a bare ``OSError`` (see :mod:`.writers`)."""
+        return guard_writers(super().build_writers(), self.cfg.OUTPUT_DIR)
 
     def resume_or_load(self, resume=True):
         """Detectron2's ``resume_or_load``; a resumed run's sampler starts after the batches
