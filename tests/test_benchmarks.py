@@ -215,6 +215,19 @@ def test_accuracy_aggregate_over_seeds():
         "- CSGR AP >= baseline + 2: 14.00 vs 13.00 (met)",
         "- CSGR AP >= FGD AP: 14.00 vs 10.00 (met)",
     ]
+    calibrated = aggregate(
+        {
+            "baseline": runs,
+            "CSGR-calibrated": runs[:1],
+            "FGD-calibrated": csgr,
+            "MSE-calibrated": csgr,
+        }
+    )
+    assert accuracy_goals(calibrated) == [
+        "- CSGR-calibrated AP >= FGD-calibrated AP: 10.00 vs 14.00 (NOT met)",
+        "- no calibrated method below the baseline (11.00): 2 of 3 at or above "
+        "(NOT met: CSGR-calibrated)",
+    ]
 
 
 def test_plan_runs_variants_and_calibrated_rows(tmp_path):

@@ -4,7 +4,8 @@
 Trains, through tools/train_net.py subprocesses, the teacher once, then for each seed the
 baseline student and one student per method, all on the same schedule, augmentation and seed
 (only MODEL.DISTILL.METHODS differs), and reports AP, AP50, AP75, APs, APm, APl per method as
-mean ± std over seeds with the AP range, against the goals (CSGR >= baseline + 2 AP, CSGR >= FGD).
+mean ± std over seeds with the AP range, against the goals (CSGR >= baseline + 2 AP, CSGR >= FGD;
+with calibrated rows: CSGR >= FGD among them, none below the baseline).
 Writes accuracy.md, accuracy.png (AP bar chart) and results.json under --output/<detector>.
 
     python tools/benchmark_accuracy.py --reuse                      # full schedule, seeds 1 2
