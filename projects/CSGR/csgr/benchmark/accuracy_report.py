@@ -156,7 +156,7 @@ def bar_chart(agg: Dict[str, Dict[str, dict]], path: str, title: str, metric: st
     labels = [k for k in agg if k != "teacher"]
     means = [agg[k][metric]["mean"] for k in labels]
     errors = [0.0 if math.isnan(agg[k][metric]["std"]) else agg[k][metric]["std"] for k in labels]
-    colors = [_COLORS.get(k, "tab:blue") for k in labels]
+    colors = [_COLORS.get(k.split("-")[0], "tab:blue") for k in labels]  # CSGR-<variant> red too
     fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.8 * len(labels)), 3.8))
     ax.bar(
         labels, [0.0 if math.isnan(m) else m for m in means], yerr=errors, color=colors, capsize=3
