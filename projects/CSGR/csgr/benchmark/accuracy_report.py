@@ -10,6 +10,7 @@ from typing import Dict, List, Optional
 
 from tabulate import tabulate
 
+from ..modeling.loss_scale import SCALAR_PREFIX
 from .accuracy_runs import METRICS
 from .runner import ExperimentResult
 from .measure import load_average
@@ -137,7 +138,7 @@ def loss_scale_lines(results: Dict[str, List[Dict[str, float]]]) -> List[str]:
     """
     lines = []
     for label, runs in results.items():
-        for key in sorted({k for r in runs for k in r if k.startswith("loss_scale/")}):
+        for key in sorted({k for r in runs for k in r if k.startswith(SCALAR_PREFIX)}):
             values = ", ".join(f"{r[key]:.3g}" if key in r else "n/a" for r in runs)
             lines.append(f"- {label}: {key} per seed {values}")
     return lines

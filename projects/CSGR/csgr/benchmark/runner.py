@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ..config import load_config
 from ..evaluation import last_evaluation, last_values, read_metrics
+from ..modeling.loss_scale import SCALAR_PREFIX
 from ..utils.progress import ProgressBoard
 from .accuracy_runs import METRICS, Run
 
@@ -32,7 +33,6 @@ __all__ = [
 ]
 
 STAMP = "csgr_benchmark_stamp.json"
-SCALE = "loss_scale/"  # the factors a calibrated run logs (Distiller, LOSS_SCALE.MODE calibrated)
 
 
 def final_metrics(output_dir: str) -> Optional[Dict[str, float]]:
@@ -45,7 +45,10 @@ def final_metrics(output_dir: str) -> Optional[Dict[str, float]]:
     found = last_evaluation(records)
     if "AP" not in found:
         return None
-    return {**{m: found.get(m, float("nan")) for m in METRICS}, **last_values(records, SCALE)}
+    return {
+        **{m: found.get(m, float("nan")) for m in METRICS},
+        **last_values(records, SCALAR_PREFIX),
+    }
 
 
 def config_digest(run: Run) -> str:

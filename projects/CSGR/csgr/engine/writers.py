@@ -48,15 +48,13 @@ class DiskFullAwareWriter(EventWriter):
 
 
 def guard_writers(writers: List[EventWriter], output_dir: str) -> List[EventWriter]:
-    """Wrap the writers of files (``JSONWriter``: ``<output_dir>/metrics.json`` or its own file;
-    ``TensorboardXWriter``: its log folder) in :class:`DiskFullAwareWriter`; others (the
+    """Wrap the writers of files of Detectron2's ``default_writers(output_dir)``
+    (``JSONWriter``: ``<output_dir>/metrics.json``; ``TensorboardXWriter``: ``output_dir``) in :class:`DiskFullAwareWriter`; others (the
     console printer) are returned as they are."""
     guarded = []
     for w in writers:
         if isinstance(w, JSONWriter):
-            name = getattr(w._file_handle, "name", None)
-            path = name if isinstance(name, str) else os.path.join(output_dir, "metrics.json")
-            guarded.append(DiskFullAwareWriter(w, path))
+            guarded.append(DiskFullAwareWriter(w, os.path.join(output_dir, "metrics.json")))
         elif isinstance(w, TensorboardXWriter):
             guarded.append(DiskFullAwareWriter(w, output_dir))
         else:

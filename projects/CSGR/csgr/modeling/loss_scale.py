@@ -23,9 +23,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["LossScale", "LOSS_SCALE_MODES"]
+__all__ = ["LossScale", "LOSS_SCALE_MODES", "SCALAR_PREFIX"]
 
 LOSS_SCALE_MODES = ("published", "calibrated")
+# the factors are logged as <SCALAR_PREFIX><method> (metrics.json, TensorBoard)
+SCALAR_PREFIX = "loss_scale/"
 logger = logging.getLogger(__name__)
 
 

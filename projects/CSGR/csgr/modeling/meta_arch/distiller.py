@@ -12,7 +12,7 @@ from torch import nn
 
 from ...config import num_classes
 from ..build import build_detector
-from ..loss_scale import LossScale
+from ..loss_scale import SCALAR_PREFIX, LossScale
 from ..losses.base import DistillBatch, DistillLoss, get_method
 from ..recorders import StudentRecorder, TeacherRecorder, check_head_requirements
 from ..student_init import init_student_from_teacher
@@ -249,7 +249,7 @@ class Distiller(nn.Module):
             return
         factors = self.loss_scale.factor_dict() if self.loss_scale.is_fixed else {}
         for name, factor in factors.items():
-            storage.put_scalar(f"loss_scale/{name}", factor, smoothing_hint=False)
+            storage.put_scalar(SCALAR_PREFIX + name, factor, smoothing_hint=False)
 
     @staticmethod
     def _check_shapes(student_features, teacher_features):
