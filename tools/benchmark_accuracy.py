@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Accuracy of every distillation method side by side on the offline shapes dataset.
+"""Accuracy of every distillation method side by side on an offline suite (shapes or coral).
 
 Trains, through tools/train_net.py subprocesses, the teacher once, then for each seed the
 baseline student and one student per method, all on the same schedule, augmentation and seed
@@ -7,10 +7,14 @@ baseline student and one student per method, all on the same schedule, augmentat
 mean ± std over seeds with the AP range, against the goals (CSGR >= baseline + 2 AP, CSGR >= FGD;
 with calibrated rows: CSGR >= FGD among them, none below the baseline).
 Writes accuracy.md, accuracy.png (AP bar chart) and results.json under --output/<detector>.
+--suite picks the data and models: "shapes" (ResNet-FPN from scratch, the default),
+"shapes-pretrained" or "coral" (ImageNet-initialised MobileNetV2-FPN student, EfficientNet-Lite2-FPN
+teacher; coral: real underwater photographs); --output defaults to output/<suite>.
 
     python tools/benchmark_accuracy.py --reuse                      # full schedule, seeds 1 2
     python tools/benchmark_accuracy.py --iters 100 --teacher-iters 300 --methods CSGR FGD --reuse
     python tools/benchmark_accuracy.py --detector retinanet --seeds 1 2 3
+    python tools/benchmark_accuracy.py --suite coral --methods CSGR FGD --seeds 1 2 3 --jobs 2
 
 --variant LABEL=METHOD KEY VALUE ... adds a student row: the method with its own opts (repeat it
 for several); --calibrated adds "<METHOD>-calibrated" (MODEL.DISTILL.LOSS_SCALE.MODE calibrated)
@@ -33,7 +37,7 @@ import shlex
 import sys
 
 from csgr.benchmark.accuracy_report import aggregate, write_accuracy_report
-from csgr.benchmark.accuracy_runs import DETECTORS, Variant, parse_variant, plan_runs
+from csgr.benchmark.accuracy_runs import SUITES, Variant, parse_variant, plan_runs
 from csgr.benchmark.measure import load_average
 from csgr.benchmark.runner import plan_progress, run_experiment
 from csgr.modeling.losses import method_names
@@ -43,7 +47,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--detector", choices=sorted(DETECTORS), default="frcnn")
+    parser.add_argument("--suite", choices=sorted(SUITES), default="shapes")
+    parser.add_argument("--detector", choices=sorted(SUITES["shapes"]), default="frcnn")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="students' SEED")
     parser.add_argument("--iters", type=int, help="student iterations (default: the configs')")
     parser.add_argument("--teacher-iters", type=int, help="teacher iterations (default: config's)")
@@ -68,7 +73,7 @@ def parse_args(argv=None):
         help="also (or, with 'only', instead) every method with MODEL.DISTILL.LOSS_SCALE.MODE "
         "calibrated (<METHOD>-calibrated)",
     )
-    parser.add_argument("--output", default=os.path.join(ROOT, "output", "shapes"))
+    parser.add_argument("--output", help="runs and report go to <output>/<detector>")
     parser.add_argument("--reuse", action="store_true", help="skip finished identical runs")
     parser.add_argument(
         "--jobs", type=int, default=1, help="student runs side by side (threads split evenly)"
@@ -84,6 +89,8 @@ def parse_args(argv=None):
         args.variants += [Variant(f"{m}-calibrated", m, calibrated) for m in args.methods]
     # The methods trained at published weights (the baseline always trains).
     args.published = [] if args.calibrated == "only" else list(args.methods)
+    if args.output is None:
+        args.output = os.path.join(ROOT, "output", args.suite)
     return args
 
 
@@ -101,6 +108,7 @@ def main(argv=None):
         teacher_weights=args.teacher_weights,
         extra_opts=tuple(args.opts),
         variants=tuple(args.variants),
+        suite=args.suite,
     )
     load_before = load_average()
     board = plan_progress(teacher, students, args.jobs)
@@ -114,8 +122,8 @@ def main(argv=None):
         log=board.write,
         progress=board,
     )
-    spec = DETECTORS[args.detector]
-    title = f"shapes {args.detector}: students {spec.baseline}, teacher {spec.teacher}"
+    spec = SUITES[args.suite][args.detector]
+    title = f"{args.suite} {args.detector}: students {spec.baseline}, teacher {spec.teacher}"
     schedule = f"iterations: students {args.iters or 'config'}, teacher " + (
         "given" if args.teacher_weights else str(args.teacher_iters or "config")
     )

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The main job: baseline student vs CSGR student on the offline shapes dataset.
+"""The main job: baseline student vs CSGR student on an offline dataset (default: the shapes).
 
 A preset of the experiment runner of tools/benchmark_accuracy.py (same run layout, so each reuses
 the other's finished runs):
@@ -15,10 +15,11 @@ the other's finished runs):
 While the runs train, each shows a live progress line (iteration, s/it, ETA, loss, then AP).
 
 Every run goes through tools/train_net.py, as a user would run it; outputs go to
-``--output/<detector>/<teacher|baseline|csgr>/seed<k>`` (default output/shapes).
+``--output/<detector>/<teacher|baseline|csgr>/seed<k>`` (default output/<suite>).
 
     python tools/run_main.py                     # Faster R-CNN (default)
     python tools/run_main.py --detector retinanet
+    python tools/run_main.py --suite coral       # real photographs, ImageNet-initialised
     python tools/run_main.py --iters 300 --teacher-iters 600   # other schedules
 
 Trailing ``KEY VALUE`` opts go to every run (e.g. ``SOLVER.IMS_PER_BATCH 4``).
@@ -30,7 +31,7 @@ import sys
 import time
 
 from csgr.benchmark.accuracy_report import comparison_table
-from csgr.benchmark.accuracy_runs import DETECTORS, plan_runs
+from csgr.benchmark.accuracy_runs import SUITES, plan_runs
 from csgr.benchmark.runner import plan_progress, run_experiment
 from csgr.visualization.job_pictures import write_job_pictures
 
@@ -40,8 +41,11 @@ METHOD = "CSGR"
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--detector", choices=sorted(DETECTORS), default="frcnn")
-    parser.add_argument("--output", default=os.path.join(ROOT, "output", "shapes"))
+    parser.add_argument(
+        "--suite", choices=sorted(SUITES), default="shapes", help="data and models (see SUITES)"
+    )
+    parser.add_argument("--detector", choices=sorted(SUITES["shapes"]), default="frcnn")
+    parser.add_argument("--output", help="runs go to <output>/<detector> (default output/<suite>)")
     parser.add_argument("--iters", type=int, help="student iterations (default: the config's)")
     parser.add_argument("--teacher-iters", type=int, help="teacher iterations (default: config's)")
     parser.add_argument("--seed", type=int, default=1, help="SEED of both students")
@@ -51,7 +55,10 @@ def parse_args(argv=None):
     )
     parser.add_argument("--jobs", type=int, default=2, help="students trained side by side")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE opts for every run")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = os.path.join(ROOT, "output", args.suite)
+    return args
 
 
 def main(argv=None) -> dict:
@@ -66,6 +73,7 @@ def main(argv=None) -> dict:
         iters=args.iters,
         teacher_iters=args.teacher_iters,
         extra_opts=tuple(args.opts),
+        suite=args.suite,
     )
     board = plan_progress(teacher, students, args.jobs)
     experiment = run_experiment(
@@ -88,8 +96,10 @@ def main(argv=None) -> dict:
         for label, secs in experiment.seconds.items()
         if not experiment.reused[label][0]
     }
-    spec = DETECTORS[args.detector]
-    print(f"\nOffline shapes, {args.detector}: teacher {spec.teacher}, student {spec.baseline}")
+    spec = SUITES[args.suite][args.detector]
+    print(
+        f"\nOffline {args.suite}, {args.detector}: teacher {spec.teacher}, student {spec.baseline}"
+    )
     print(comparison_table(results, METHOD))
     runs = {run.label: run.output_dir for run in [teacher, *students]}
     pictures_dir = os.path.join(os.path.abspath(args.output), args.detector, "pictures")

@@ -1,13 +1,14 @@
-"""Planning the training runs of the shapes experiments, for ``make main`` (tools/run_main.py, a
+"""Planning the training runs of the offline experiments, for ``make main`` (tools/run_main.py, a
 preset: the teacher, the baseline and the CSGR student of one seed) and the accuracy benchmark
 (tools/benchmark_accuracy.py: every method over several seeds); :mod:`.runner` runs them.
 
-Every run is ``tools/train_net.py`` in a fresh process, as a user would run it, on the offline
-shapes configs: the teacher once, then per seed the baseline student and one student per method,
-all students on the same schedule (``SOLVER.MAX_ITER``/``STEPS``), augmentation (the shared
-``Base-Shapes.yaml``) and ``SEED``. Only ``MODEL.DISTILL.METHODS`` differs between students.
-Runs go to ``<output>/<detector>/<label>/seed<k>`` whichever tool plans them, so a teacher (or a
-student) trained by one is reused by the other.
+Every run is ``tools/train_net.py`` in a fresh process, as a user would run it, on the configs of
+one suite (:data:`SUITES`: the shapes from scratch, the shapes or the coral photographs with
+ImageNet-initialised backbones): the teacher once, then per seed the baseline student and one
+student per method, all students on the same schedule (``SOLVER.MAX_ITER``/``STEPS``),
+augmentation (the suite's shared base config) and ``SEED``. Only ``MODEL.DISTILL.METHODS``
+differs between students. Runs go to ``<output>/<detector>/<label>/seed<k>`` whichever tool plans
+them, so a teacher (or a student) trained by one is reused by the other.
 """
 
 import os
@@ -19,8 +20,9 @@ from ..modeling.losses import get_method
 
 __all__ = [
     "METRICS",
+    "SUITES",
     "DETECTORS",
-    "ShapesDetector",
+    "SuiteDetector",
     "Run",
     "Variant",
     "parse_variant",
@@ -32,21 +34,22 @@ METRICS = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
 
 
 @dataclass(frozen=True)
-class ShapesDetector:
-    """A detector type of the shapes experiments: its student meta-architecture and the names
-    (in ``configs/Shapes/``) of the teacher, the baseline student and a distilled student."""
+class SuiteDetector:
+    """A detector type of one experiment suite: its student meta-architecture and the names
+    (in ``configs/<folder>/``) of the teacher, the baseline student and a distilled student."""
 
     arch: str
     teacher: str
     baseline: str
     distilled: str  # with "{method}", the method's name in lower case
+    folder: str = "Shapes"
 
     def config_file(self, root: str, name: str) -> str:
-        """``<root>/configs/Shapes/<name>.yaml`` (root: the repository root)."""
-        return os.path.join(os.path.abspath(root), "configs", "Shapes", name + ".yaml")
+        """``<root>/configs/<folder>/<name>.yaml`` (root: the repository root)."""
+        return os.path.join(os.path.abspath(root), "configs", self.folder, name + ".yaml")
 
     def method_config(self, root: str, method: str) -> Tuple[Optional[str], str]:
-        """The shapes config of a distillation method for this detector.
+        """The config of a distillation method for this detector in this suite.
 
         Returns:
             (config path, "") or, for a method that does not apply to ``arch``
@@ -62,14 +65,42 @@ class ShapesDetector:
         return path, ""
 
 
-DETECTORS = {
-    "frcnn": ShapesDetector(
-        "GeneralizedRCNN", "faster_rcnn_R_34_FPN", "faster_rcnn_R_18_FPN", "{method}_frcnn_r18_r34"
-    ),
-    "retinanet": ShapesDetector(
-        "RetinaNet", "retinanet_R_34_FPN", "retinanet_R_18_FPN", "{method}_retinanet_r18_r34"
-    ),
+def _pretrained(folder: str, suffix: str = "") -> Dict[str, SuiteDetector]:
+    """EfficientNet-Lite2-FPN teacher, MobileNetV2-FPN student, both ImageNet-initialised."""
+    return {
+        key: SuiteDetector(
+            arch,
+            f"{prefix}_EffLite2_FPN{suffix}",
+            f"{prefix}_MNv2_FPN{suffix}",
+            f"{{method}}_{key}_mnv2_efflite2{suffix}",
+            folder,
+        )
+        for key, arch, prefix in (
+            ("frcnn", "GeneralizedRCNN", "faster_rcnn"),
+            ("retinanet", "RetinaNet", "retinanet"),
+        )
+    }
+
+
+SUITES: Dict[str, Dict[str, SuiteDetector]] = {
+    # generated shapes, ResNet-FPN students and teachers trained from scratch
+    "shapes": {
+        "frcnn": SuiteDetector(
+            "GeneralizedRCNN",
+            "faster_rcnn_R_34_FPN",
+            "faster_rcnn_R_18_FPN",
+            "{method}_frcnn_r18_r34",
+        ),
+        "retinanet": SuiteDetector(
+            "RetinaNet", "retinanet_R_34_FPN", "retinanet_R_18_FPN", "{method}_retinanet_r18_r34"
+        ),
+    },
+    # the same shapes, ImageNet-initialised mobile backbones (configs/Shapes/*_pretrained.yaml)
+    "shapes-pretrained": _pretrained("Shapes", "_pretrained"),
+    # real underwater photographs (coral tiles), ImageNet-initialised mobile backbones
+    "coral": _pretrained("Coral"),
 }
+DETECTORS = SUITES["shapes"]
 
 
 @dataclass
@@ -151,27 +182,29 @@ def plan_runs(
     teacher_weights: str = "",
     extra_opts: Tuple[str, ...] = (),
     variants: Tuple[Variant, ...] = (),
+    suite: str = "shapes",
 ) -> Tuple[Optional[Run], List[Run], Dict[str, str]]:
     """The runs of an experiment.
 
     Args:
-        detector: a key of :data:`DETECTORS`.
+        detector: a detector key of the suite (``frcnn`` or ``retinanet``).
         methods: registered method names; those that do not apply to the detector type
-            (``DistillMethod.APPLIES_TO``) or have no shapes config are skipped.
+            (``DistillMethod.APPLIES_TO``) or have no config in the suite are skipped.
         seeds: ``SEED`` of the students; each seed trains the baseline and every method.
         output: root folder; runs go to ``output/<detector>/<label>/seed<k>``.
-        root: the repository root (``configs/Shapes/``, ``tools/train_net.py``).
+        root: the repository root (``configs/``, ``tools/train_net.py``).
         iters / teacher_iters: schedule lengths (None: the configs').
         teacher_seed: the teacher's ``SEED``.
         teacher_weights: an already trained teacher to use (then no teacher run is planned).
         extra_opts: ``KEY VALUE`` opts given to every run (teacher included).
         variants: more students, each a method with its own opts (after ``extra_opts``),
             trained per seed like the methods and stored under their label.
+        suite: a key of :data:`SUITES`.
 
     Returns:
         (teacher run or None, student runs, {skipped method: why}).
     """
-    spec = DETECTORS[detector]
+    spec = SUITES[suite][detector]
     out = os.path.join(os.path.abspath(output), detector)
     root = os.path.abspath(root)
     extra = list(extra_opts)
