@@ -12,7 +12,7 @@ from csgr.benchmark.accuracy_runs import SUITES, plan_runs
 from csgr.modeling.losses import method_names
 
 CASES = [(suite, detector) for suite in sorted(SUITES) for detector in sorted(SUITES[suite])]
-REQUIRED = {"coral": method_names(), "shapes": method_names(), "shapes-pretrained": ["CSGR"]}
+REQUIRED = {"coral": method_names(), "shapes": method_names(), "shapes-pretrained": ["CSGR", "FGD"]}
 
 
 def _flat(cfg, prefix=""):
