@@ -358,3 +358,44 @@ def test_nan_message_names_the_term_that_grew():
             {"loss_cls": t(float("inf")), "loss_csgr_rel": t(16.0)}, 45, None, first
         )
     assert "Largest growth" not in str(e.value)
+
+
+def test_divergence_inside_the_forward_names_the_dominant_term(
+    tmp_path, shapes_root, monkeypatch, restore_catalogs  # noqa: F811
+):
+    """Finite but huge distillation terms can make the weights non-finite; Detectron2 then fails
+    inside the next forward. The error names the previous terms and the one that dominated."""
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(shapes_root))
+    cfg = shapes_distill_cfg(tmp_path, max_iter=6, period=2)
+    add_reliability_config(cfg)
+    forward = CSGRLoss.forward
+
+    def diverge_at_iteration_3(self, batch):
+        if get_event_storage().iter == 3:
+            raise FloatingPointError("Predicted boxes or scores contain Inf/NaN.")
+        losses = forward(self, batch)
+        losses["loss_csgr_rel"] = losses["loss_csgr_rel"].detach() * 0 + 500.0
+        return losses
+
+    monkeypatch.setattr(CSGRLoss, "forward", diverge_at_iteration_3)
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=False)
+    with pytest.raises(NonFiniteLossError) as e:
+        trainer.train()
+    message = str(e.value)
+    assert message.startswith("Training diverged at iteration 3: Predicted boxes")
+    assert "The step of iteration 2 made the weights non-finite" in message
+    assert "loss_csgr_rel=500, " in message and "loss_csgr_cat=" in message
+    assert "Largest term: loss_csgr_rel=500" in message and "CLIP_TYPE full_model" in message
+    assert "model_0000001.pth" in message  # the hint: the last checkpoint to resume from
+
+
+def test_dominant_term_is_a_distillation_term_larger_than_detection():
+    from csgr.engine.nan_guard import dominant_term
+
+    det = {"loss_cls": 0.8, "loss_box_reg": 0.2, "loss_rpn_cls": 0.4, "loss_rpn_loc": 0.1}
+    found = dominant_term({**det, "loss_fgd_fg": 16.7, "loss_fgd_global": 66.6})
+    assert found == ("loss_fgd_global", 66.6, pytest.approx(1.5))
+    assert dominant_term({**det, "loss_mse": 1.2}) is None  # smaller than detection together
+    assert dominant_term({**det, "loss_mse": float("nan")}) is None
+    assert dominant_term({"loss_mse": 3.0}) is None  # no detection terms to compare with

@@ -3,7 +3,9 @@
 :class:`GuardedTrainer` runs Detectron2's step (data, forward, zero_grad, backward, metrics,
 optimizer step) with two additions:
 
-* :func:`.nan_guard.check_finite_losses` between forward and backward;
+* :func:`.nan_guard.check_finite_losses` between forward and backward, and
+  :func:`.nan_guard.diverged_in_forward` for a forward that fails on weights a step made
+  non-finite (Detectron2's "Predicted boxes or scores contain Inf/NaN");
 * mixed precision on CUDA and CPU: the forward runs under ``torch.autocast`` of the model's
   device type in ``SOLVER.AMP.PRECISION``; float16 uses a ``GradScaler`` (CUDA only, exactly as
   Detectron2's ``AMPTrainer``), bfloat16 needs none. The loss terms are summed in float32.
@@ -19,7 +21,7 @@ import torch
 from detectron2.engine import SimpleTrainer
 
 from ..config.reliability import AMP_PRECISIONS
-from .nan_guard import check_finite_losses
+from .nan_guard import NonFiniteLossError, check_finite_losses, diverged_in_forward
 
 __all__ = ["GuardedTrainer", "amp_dtype", "build_train_loop"]
 
@@ -73,13 +75,22 @@ class GuardedTrainer(SimpleTrainer):
 
         if self.zero_grad_before_forward:
             self.optimizer.zero_grad()
-        with self._autocast():
-            loss_dict = self.model(data)
-        if isinstance(loss_dict, torch.Tensor):
-            loss_dict = {"total_loss": loss_dict}
         if not hasattr(self, "_first_loss_values"):
             self._first_loss_values = {}  # term -> (iteration, first non-zero value)
+            self._last_losses = None  # the previous iteration's terms (detached)
+        try:
+            with self._autocast():
+                loss_dict = self.model(data)
+        except NonFiniteLossError:
+            raise
+        except FloatingPointError as e:  # e.g. non-finite boxes after a step that blew up
+            raise diverged_in_forward(
+                e, self.iter, self._last_losses, self._first_loss_values, self.nonfinite_hint
+            ) from e
+        if isinstance(loss_dict, torch.Tensor):
+            loss_dict = {"total_loss": loss_dict}
         check_finite_losses(loss_dict, self.iter, self.nonfinite_hint, self._first_loss_values)
+        self._last_losses = {k: v.detach() for k, v in loss_dict.items()}
         losses = sum(v.float() for v in loss_dict.values())
         if not self.zero_grad_before_forward:
             self.optimizer.zero_grad()

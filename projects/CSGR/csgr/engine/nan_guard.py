@@ -7,6 +7,11 @@ error names the non-finite terms, their values and the iteration, and the finite
 most since its first value (a distillation term whose weight is too large for the data often
 blows up first and drags the detection terms to NaN). No optimizer step has used them, so the
 weights and the last checkpoint are those of the previous iteration.
+
+A step can also leave finite losses but non-finite weights (a distillation term far larger than
+the detection loss, no gradient clipping): the next forward then fails inside Detectron2
+("Predicted boxes or scores contain Inf/NaN"). :func:`diverged_in_forward` turns that into the
+same error, naming the previous iteration's terms and the distillation term that dominated them.
 """
 
 import math
@@ -16,7 +21,13 @@ import torch
 import torch.distributed as dist
 from detectron2.utils import comm
 
-__all__ = ["NonFiniteLossError", "check_finite_losses", "largest_growth"]
+__all__ = [
+    "NonFiniteLossError",
+    "check_finite_losses",
+    "largest_growth",
+    "dominant_term",
+    "diverged_in_forward",
+]
 
 # a finite term this many times its first value is named as the likely cause
 GROWTH_TO_REPORT = 10.0
@@ -66,16 +77,47 @@ def _growth_note(first, current) -> str:
     k, it, v0, v = grown
     note = f" Largest growth: {k} from {v0:.4g} (iteration {it}) to {v:.4g} (x{v / v0:.3g})."
     if k not in _DETECTION_TERMS:
-        note += (
-            " A distillation term growing like this usually means its weight is too large for "
-            "this data: try MODEL.DISTILL.LOSS_SCALE.MODE calibrated, or lower the method's "
-            "weight."
-        )
+        note += _ADVICE
     return note
 
 
 # the student detectors' own terms (Detectron2's GeneralizedRCNN and RetinaNet)
 _DETECTION_TERMS = {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc"}
+
+_ADVICE = (
+    " A distillation term this large usually means its weight is too large for this data: try "
+    "MODEL.DISTILL.LOSS_SCALE.MODE calibrated, lower the method's weight, or clip the gradient "
+    "(SOLVER.CLIP_GRADIENTS, CLIP_TYPE full_model)."
+)
+
+
+def dominant_term(current: Dict[str, float]) -> Optional[Tuple[str, float, float]]:
+    """The largest finite distillation term, if larger than the detection terms together.
+
+    Args:
+        current: term -> value (the detection terms are :data:`_DETECTION_TERMS`).
+
+    Returns:
+        (term, its value, the detection terms' sum), or None.
+    """
+    detection = sum(abs(v) for k, v in current.items() if k in _DETECTION_TERMS)
+    others = [(abs(v), k) for k, v in current.items() if k not in _DETECTION_TERMS]
+    others = [(v, k) for v, k in others if math.isfinite(v)]
+    if not others or detection == 0 or not math.isfinite(detection):
+        return None
+    value, name = max(others)
+    return (name, value, detection) if value > detection else None
+
+
+def _dominant_note(current) -> str:
+    found = dominant_term(current)
+    if found is None:
+        return ""
+    name, value, detection = found
+    return (
+        f" Largest term: {name}={value:.4g}, {value / detection:.3g}x the detection terms "
+        f"together ({detection:.4g})." + _ADVICE
+    )
 
 
 def check_finite_losses(
@@ -119,8 +161,9 @@ def check_finite_losses(
             f"Non-finite loss at iteration {iteration} on another rank (rank {rank} has only "
             f"finite terms: {good})."
         )
-    if first_values:
-        message += _growth_note(first_values, dict(zip(names, values)))
+    current = dict(zip(names, values))
+    growth = _growth_note(first_values, current) if first_values else ""
+    message += growth or _dominant_note(current)
     message += (
         " Training stopped before backward: this iteration changed no weight and wrote no "
         "checkpoint."
@@ -128,3 +171,38 @@ def check_finite_losses(
     if hint is not None:
         message += " " + hint()
     raise NonFiniteLossError(message)
+
+
+def diverged_in_forward(
+    error: FloatingPointError,
+    iteration: int,
+    last_losses: Optional[Dict[str, torch.Tensor]],
+    first_values: Optional[Dict[str, Tuple[int, float]]] = None,
+    hint: Optional[Callable[[], str]] = None,
+) -> NonFiniteLossError:
+    """The error for a forward that raised ``error`` (Detectron2's "Predicted boxes or scores
+    contain Inf/NaN") because the previous step made the weights non-finite.
+
+    Args:
+        error: what the forward raised.
+        iteration: the iteration whose forward failed.
+        last_losses: the previous iteration's loss terms (scalars), or None at the first.
+        first_values: as in :func:`check_finite_losses`, to name the term that grew most.
+        hint: returns text appended to the message (e.g. the last checkpoint).
+
+    Returns:
+        A :class:`NonFiniteLossError` naming the previous terms and the one that dominated.
+    """
+    message = f"Training diverged at iteration {iteration}: {error}"
+    if last_losses:
+        current = {k: float(v.detach().float().sum()) for k, v in last_losses.items()}
+        terms = ", ".join(f"{k}={v:.4g}" for k, v in current.items())
+        message += (
+            f" The step of iteration {iteration - 1} made the weights non-finite; its loss "
+            f"terms were: {terms}."
+        )
+        growth = _growth_note(first_values, current) if first_values else ""
+        message += growth or _dominant_note(current)
+    if hint is not None:
+        message += " " + hint()
+    return NonFiniteLossError(message)
