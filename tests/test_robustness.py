@@ -352,12 +352,24 @@ def test_nan_message_names_the_term_that_grew():
     message = str(e.value)
     assert "iteration 44" in message and "loss_cls=nan" in message
     assert "Largest growth: loss_csgr_rel from 15 (iteration 0) to 1.5e+06 (x1e+05)" in message
+    assert "At the start loss_csgr_rel was 15 (iteration 0), 12.5x the detection terms" in message
     assert "LOSS_SCALE.MODE calibrated" in message
     with pytest.raises(NonFiniteLossError) as e:  # nothing grew tenfold: no growth note
         check_finite_losses(
             {"loss_cls": t(float("inf")), "loss_csgr_rel": t(16.0)}, 45, None, first
         )
     assert "Largest growth" not in str(e.value)
+    # the detection terms blew up after a dominant distillation term: both are named
+    first = {"loss_cls": (0, 1.0), "loss_box_reg": (0, 0.5), "loss_fgd_global": (0, 66.6)}
+    with pytest.raises(NonFiniteLossError) as e:
+        check_finite_losses(
+            {"loss_cls": t(1e34), "loss_box_reg": t(4e33), "loss_fgd_global": t(float("nan"))},
+            24,
+            first_values=first,
+        )
+    message = str(e.value)
+    assert "Largest growth: loss_cls from 1 (iteration 0) to 1e+34" in message
+    assert "At the start loss_fgd_global was 66.6 (iteration 0), 44.4x the detection" in message
 
 
 def test_divergence_inside_the_forward_names_the_dominant_term(
@@ -385,8 +397,9 @@ def test_divergence_inside_the_forward_names_the_dominant_term(
     message = str(e.value)
     assert message.startswith("Training diverged at iteration 3: Predicted boxes")
     assert "The step of iteration 2 made the weights non-finite" in message
-    assert "loss_csgr_rel=500, " in message and "loss_csgr_cat=" in message
-    assert "Largest term: loss_csgr_rel=500" in message and "CLIP_TYPE full_model" in message
+    assert "loss_csgr_rel=500." in message and "loss_csgr_cat=" in message
+    assert "At the start loss_csgr_rel was 500 (iteration 0), " in message
+    assert "CLIP_TYPE full_model" in message and "LOSS_SCALE.MODE calibrated" in message
     assert "model_0000001.pth" in message  # the hint: the last checkpoint to resume from
 
 

@@ -11,7 +11,8 @@ weights and the last checkpoint are those of the previous iteration.
 A step can also leave finite losses but non-finite weights (a distillation term far larger than
 the detection loss, no gradient clipping): the next forward then fails inside Detectron2
 ("Predicted boxes or scores contain Inf/NaN"). :func:`diverged_in_forward` turns that into the
-same error, naming the previous iteration's terms and the distillation term that dominated them.
+same error, naming the previous iteration's terms. Both errors also name the distillation term
+that dominated the detection terms at the start, a cause that does not show as growth.
 """
 
 import math
@@ -70,17 +71,6 @@ def largest_growth(
     return best
 
 
-def _growth_note(first, current) -> str:
-    grown = largest_growth(first, current)
-    if grown is None:
-        return ""
-    k, it, v0, v = grown
-    note = f" Largest growth: {k} from {v0:.4g} (iteration {it}) to {v:.4g} (x{v / v0:.3g})."
-    if k not in _DETECTION_TERMS:
-        note += _ADVICE
-    return note
-
-
 # the student detectors' own terms (Detectron2's GeneralizedRCNN and RetinaNet)
 _DETECTION_TERMS = {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc"}
 
@@ -109,15 +99,27 @@ def dominant_term(current: Dict[str, float]) -> Optional[Tuple[str, float, float
     return (name, value, detection) if value > detection else None
 
 
-def _dominant_note(current) -> str:
-    found = dominant_term(current)
-    if found is None:
+def _cause_notes(first: Optional[Dict[str, Tuple[int, float]]], current: Dict[str, float]) -> str:
+    """The finite term that grew most since its first value, and the distillation term that
+    dominated the detection terms at the start (first values), with the remedies if either is a
+    distillation term."""
+    if not first:
         return ""
-    name, value, detection = found
-    return (
-        f" Largest term: {name}={value:.4g}, {value / detection:.3g}x the detection terms "
-        f"together ({detection:.4g})." + _ADVICE
-    )
+    note, advise = "", False
+    grown = largest_growth(first, current)
+    if grown is not None:
+        k, it, v0, v = grown
+        note += f" Largest growth: {k} from {v0:.4g} (iteration {it}) to {v:.4g} (x{v / v0:.3g})."
+        advise = k not in _DETECTION_TERMS
+    found = dominant_term({k: v for k, (_, v) in first.items()})
+    if found is not None:
+        name, value, detection = found
+        note += (
+            f" At the start {name} was {value:.4g} (iteration {first[name][0]}), "
+            f"{value / detection:.3g}x the detection terms together ({detection:.4g})."
+        )
+        advise = True
+    return note + (_ADVICE if advise else "")
 
 
 def check_finite_losses(
@@ -162,8 +164,7 @@ def check_finite_losses(
             f"finite terms: {good})."
         )
     current = dict(zip(names, values))
-    growth = _growth_note(first_values, current) if first_values else ""
-    message += growth or _dominant_note(current)
+    message += _cause_notes(first_values, current)
     message += (
         " Training stopped before backward: this iteration changed no weight and wrote no "
         "checkpoint."
@@ -181,7 +182,9 @@ def diverged_in_forward(
     hint: Optional[Callable[[], str]] = None,
 ) -> NonFiniteLossError:
     """The error for a forward that raised ``error`` (Detectron2's "Predicted boxes or scores
-    contain Inf/NaN") because the previous step made the weights non-finite.
+    contain Inf/NaN") because the previous step made the weights non-finite: it names the
+    previous iteration's terms, the term that grew most and the distillation term that dominated
+    the detection terms at the start.
 
     Args:
         error: what the forward raised.
@@ -191,7 +194,7 @@ def diverged_in_forward(
         hint: returns text appended to the message (e.g. the last checkpoint).
 
     Returns:
-        A :class:`NonFiniteLossError` naming the previous terms and the one that dominated.
+        A :class:`NonFiniteLossError`.
     """
     message = f"Training diverged at iteration {iteration}: {error}"
     if last_losses:
@@ -201,8 +204,7 @@ def diverged_in_forward(
             f" The step of iteration {iteration - 1} made the weights non-finite; its loss "
             f"terms were: {terms}."
         )
-        growth = _growth_note(first_values, current) if first_values else ""
-        message += growth or _dominant_note(current)
+        message += _cause_notes(first_values, current)
     if hint is not None:
         message += " " + hint()
     return NonFiniteLossError(message)
