@@ -225,8 +225,20 @@ def test_accuracy_aggregate_over_seeds():
     )
     assert accuracy_goals(calibrated) == [
         "- CSGR-calibrated AP >= FGD-calibrated AP: 10.00 vs 14.00 (NOT met)",
-        "- no calibrated method below the baseline (11.00): 2 of 3 at or above "
+        "- no calibrated method below the baseline (11.00) or failing: 2 of 3 at or above "
         "(NOT met: CSGR-calibrated)",
+    ]
+    # failed runs (diverged): a method with none finished loses the comparison, a calibrated
+    # one counts as below the baseline, partial failures are said
+    fgd_diverged = aggregate({"baseline": runs, "CSGR": csgr, "FGD-calibrated": csgr})
+    failed = {"FGD": 3, "CSGR": 1, "CSGR-calibrated": 3, "FGD-calibrated": 1}
+    assert accuracy_goals(fgd_diverged, failed) == [
+        "- CSGR AP >= baseline + 2: 14.00 vs 13.00 (met); CSGR: 1 failed run(s)",
+        "- CSGR AP >= FGD AP: 14.00 vs none: every FGD run failed (3) (met); CSGR: 1 failed run(s)",
+        "- CSGR-calibrated AP >= FGD-calibrated AP: none vs 14.00: every CSGR-calibrated run "
+        "failed (3) (NOT met)",
+        "- no calibrated method below the baseline (11.00) or failing: 0 of 2 at or above "
+        "(NOT met: FGD-calibrated, CSGR-calibrated)",
     ]
 
 

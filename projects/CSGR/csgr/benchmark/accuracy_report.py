@@ -6,6 +6,7 @@ import math
 import os
 import platform
 import statistics
+from collections import Counter
 from typing import Dict, List, Optional
 
 from tabulate import tabulate
@@ -102,28 +103,63 @@ def accuracy_table(agg: Dict[str, Dict[str, dict]], seeds: Dict[str, int]) -> st
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def accuracy_goals(agg: Dict[str, Dict[str, dict]]) -> List[str]:
+def accuracy_goals(
+    agg: Dict[str, Dict[str, dict]], failed: Optional[Dict[str, int]] = None
+) -> List[str]:
     """The goals as report lines, met or not: CSGR >= baseline + 2 AP and CSGR >= FGD at
     published weights; with calibrated rows (``<METHOD>-calibrated``), CSGR >= FGD among them
-    and no calibrated method below the baseline."""
+    and no calibrated method below the baseline.
+
+    Args:
+        agg: :func:`aggregate` of the finished runs.
+        failed: label -> number of its runs that failed (diverged, crashed). A comparison with
+            a method none of whose runs finished is decided by which of the two trained at all;
+            a calibrated method without a finished run counts as below the baseline.
+    """
     mean = {label: stats["AP"]["mean"] for label, stats in agg.items()}
+    failed = failed or {}
+
+    def failures(label: str) -> str:
+        n = failed.get(label, 0)
+        return f"; {label}: {n} failed run(s)" if n and label in mean else ""
+
     lines = []
     if "CSGR" in mean and "baseline" in mean:
         target = mean["baseline"] + 2
         verdict = "met" if mean["CSGR"] >= target else "NOT met"
-        lines.append(f"- CSGR AP >= baseline + 2: {mean['CSGR']:.2f} vs {target:.2f} ({verdict})")
+        lines.append(
+            f"- CSGR AP >= baseline + 2: {mean['CSGR']:.2f} vs {target:.2f} ({verdict})"
+            + failures("CSGR")
+        )
     for csgr, fgd in (("CSGR", "FGD"), ("CSGR-calibrated", "FGD-calibrated")):
         if csgr in mean and fgd in mean:
             verdict = "met" if mean[csgr] >= mean[fgd] else "NOT met"
             lines.append(
                 f"- {csgr} AP >= {fgd} AP: {mean[csgr]:.2f} vs {mean[fgd]:.2f} ({verdict})"
+                + failures(csgr)
+                + failures(fgd)
             )
-    calibrated = [label for label in mean if label.endswith("-calibrated")]
+        elif csgr in mean and failed.get(fgd):
+            lines.append(
+                f"- {csgr} AP >= {fgd} AP: {mean[csgr]:.2f} vs none: every {fgd} run failed "
+                f"({failed[fgd]}) (met)" + failures(csgr)
+            )
+        elif fgd in mean and failed.get(csgr):
+            lines.append(
+                f"- {csgr} AP >= {fgd} AP: none vs {mean[fgd]:.2f}: every {csgr} run failed "
+                f"({failed[csgr]}) (NOT met)"
+            )
+    calibrated = {label for label in [*mean, *failed] if label.endswith("-calibrated")}
+    calibrated = sorted(calibrated, key=[*mean, *failed].index)
     if calibrated and "baseline" in mean:
-        below = [label for label in calibrated if not mean[label] >= mean["baseline"]]
+        below = [
+            label
+            for label in calibrated
+            if failed.get(label) or not mean.get(label, float("nan")) >= mean["baseline"]
+        ]
         verdict = "met" if not below else "NOT met: " + ", ".join(below)
         lines.append(
-            f"- no calibrated method below the baseline ({mean['baseline']:.2f}): "
+            f"- no calibrated method below the baseline ({mean['baseline']:.2f}) or failing: "
             f"{len(calibrated) - len(below)} of {len(calibrated)} at or above ({verdict})"
         )
     return lines
@@ -204,7 +240,9 @@ def write_accuracy_report(
     bar_chart(agg, chart, f"{chart_title}\n{schedule}; student seeds {seeds}")
     counts = {label: len(runs) for label, runs in results.items()}
     lines = ["```", command, "```", "", f"{title}; {schedule}; student seeds {seeds}", ""]
-    lines += [accuracy_table(agg, counts), "", *accuracy_goals(agg), *loss_scale_lines(results)]
+    failed = Counter(run.rsplit(" seed ", 1)[0] for run in experiment.failed)
+    goals = accuracy_goals(agg, failed)
+    lines += [accuracy_table(agg, counts), "", *goals, *loss_scale_lines(results)]
     lines += [f"- {m}: skipped ({why})" for m, why in skipped.items()]
     lines += [f"- {run}: FAILED ({why})" for run, why in experiment.failed.items()]
     lines += [
