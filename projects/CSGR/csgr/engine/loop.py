@@ -21,7 +21,7 @@ import torch
 from detectron2.engine import SimpleTrainer
 
 from ..config.reliability import AMP_PRECISIONS
-from .nan_guard import NonFiniteLossError, check_finite_losses, diverged_in_forward
+from .nan_guard import check_finite_losses, diverged_in_forward
 
 __all__ = ["GuardedTrainer", "amp_dtype", "build_train_loop"]
 
@@ -61,6 +61,8 @@ class GuardedTrainer(SimpleTrainer):
         self.device_type = device_type
         self.grad_scaler = grad_scaler
         self.nonfinite_hint: Optional[Callable[[], str]] = None
+        self._first_loss_values = {}  # term -> (iteration, first non-zero value)
+        self._last_losses = None  # the previous iteration's terms (detached)
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -75,14 +77,9 @@ class GuardedTrainer(SimpleTrainer):
 
         if self.zero_grad_before_forward:
             self.optimizer.zero_grad()
-        if not hasattr(self, "_first_loss_values"):
-            self._first_loss_values = {}  # term -> (iteration, first non-zero value)
-            self._last_losses = None  # the previous iteration's terms (detached)
         try:
             with self._autocast():
                 loss_dict = self.model(data)
-        except NonFiniteLossError:
-            raise
         except FloatingPointError as e:  # e.g. non-finite boxes after a step that blew up
             raise diverged_in_forward(
                 e, self.iter, self._last_losses, self._first_loss_values, self.nonfinite_hint

@@ -91,8 +91,9 @@ def dominant_term(current: Dict[str, float]) -> Optional[Tuple[str, float, float
         (term, its value, the detection terms' sum), or None.
     """
     detection = sum(abs(v) for k, v in current.items() if k in _DETECTION_TERMS)
-    others = [(abs(v), k) for k, v in current.items() if k not in _DETECTION_TERMS]
-    others = [(v, k) for v, k in others if math.isfinite(v)]
+    others = [
+        (abs(v), k) for k, v in current.items() if k not in _DETECTION_TERMS and math.isfinite(v)
+    ]
     if not others or detection == 0 or not math.isfinite(detection):
         return None
     value, name = max(others)

@@ -48,9 +48,9 @@ class DiskFullAwareWriter(EventWriter):
 
 
 def guard_writers(writers: List[EventWriter], output_dir: str) -> List[EventWriter]:
-    """Wrap the writers of files of Detectron2's ``default_writers(output_dir)``
-    (``JSONWriter``: ``<output_dir>/metrics.json``; ``TensorboardXWriter``: ``output_dir``) in :class:`DiskFullAwareWriter`; others (the
-    console printer) are returned as they are."""
+    """Wrap the file writers of Detectron2's ``default_writers(output_dir)`` (``JSONWriter``:
+    ``<output_dir>/metrics.json``; ``TensorboardXWriter``: ``output_dir``) in
+    :class:`DiskFullAwareWriter`; others (the console printer) are returned as they are."""
     guarded = []
     for w in writers:
         if isinstance(w, JSONWriter):
