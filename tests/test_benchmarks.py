@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import math
+import os
 
 import pytest
 from tiny_models import distill_cfg, load_tool
@@ -323,3 +324,23 @@ def test_report_lists_the_factors_of_calibrated_runs(tmp_path):
 
     lines = loss_scale_lines({"FGD": [final_metrics(published)], "FGD-calibrated": runs})
     assert lines == ["- FGD-calibrated: loss_scale/FGD per seed 0.382, 0.405"]
+
+
+def test_a_failed_student_run_is_counted_per_label_and_decides_the_goal(tmp_path):
+    """A student run that fails (here: its teacher's weights do not exist) is recorded with its
+    error and counted under its label; the goals use that count."""
+    from csgr.benchmark.accuracy_runs import METRICS, Run
+    from csgr.benchmark.runner import run_experiment
+    from tiny_models import ROOT
+
+    config = os.path.join(ROOT, "configs", "Shapes", "fgd_frcnn_r18_r34.yaml")
+    missing = str(tmp_path / "no_teacher.pth")
+    opts = ["MODEL.DISTILL.TEACHER.WEIGHTS", missing]
+    run = Run("FGD", 1, config, str(tmp_path / "fgd" / "seed1"), opts, cwd=ROOT)
+    out = run_experiment(None, [run], False, False, log=lambda *_: None)
+    assert out.failures == {"FGD": 1} and list(out.failed) == ["FGD seed 1"]
+    assert "no_teacher.pth" in out.failed["FGD seed 1"]
+    csgr = aggregate({"CSGR": [{m: 5.0 for m in METRICS}]})
+    assert accuracy_goals(csgr, out.failures) == [
+        "- CSGR AP >= FGD AP: 5.00 vs none: every FGD run failed (1) (met)"
+    ]

@@ -6,7 +6,6 @@ import math
 import os
 import platform
 import statistics
-from collections import Counter
 from typing import Dict, List, Optional
 
 from tabulate import tabulate
@@ -149,8 +148,7 @@ def accuracy_goals(
                 f"- {csgr} AP >= {fgd} AP: none vs {mean[fgd]:.2f}: every {csgr} run failed "
                 f"({failed[csgr]}) (NOT met)"
             )
-    calibrated = {label for label in [*mean, *failed] if label.endswith("-calibrated")}
-    calibrated = sorted(calibrated, key=[*mean, *failed].index)
+    calibrated = [label for label in {**mean, **failed} if label.endswith("-calibrated")]
     if calibrated and "baseline" in mean:
         below = [
             label
@@ -240,8 +238,7 @@ def write_accuracy_report(
     bar_chart(agg, chart, f"{chart_title}\n{schedule}; student seeds {seeds}")
     counts = {label: len(runs) for label, runs in results.items()}
     lines = ["```", command, "```", "", f"{title}; {schedule}; student seeds {seeds}", ""]
-    failed = Counter(run.rsplit(" seed ", 1)[0] for run in experiment.failed)
-    goals = accuracy_goals(agg, failed)
+    goals = accuracy_goals(agg, experiment.failures)
     lines += [accuracy_table(agg, counts), "", *goals, *loss_scale_lines(results)]
     lines += [f"- {m}: skipped ({why})" for m, why in skipped.items()]
     lines += [f"- {run}: FAILED ({why})" for run, why in experiment.failed.items()]

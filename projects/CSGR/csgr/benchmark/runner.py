@@ -217,12 +217,14 @@ class ExperimentResult:
         seconds: the wall seconds of each run's training (a reused run's as recorded).
         reused: whether each run was reused.
         failed: ``{"<label> seed <k>": the error}`` of the student runs that failed.
+        failures: ``{label: number of its runs that failed}``.
     """
 
     results: Dict[str, List[Dict[str, float]]] = field(default_factory=dict)
     seconds: Dict[str, List[float]] = field(default_factory=dict)
     reused: Dict[str, List[bool]] = field(default_factory=dict)
     failed: Dict[str, str] = field(default_factory=dict)
+    failures: Dict[str, int] = field(default_factory=dict)
 
     def add(self, label: str, metrics: Dict[str, float], seconds: float, reused: bool) -> None:
         self.results.setdefault(label, []).append(metrics)
@@ -267,6 +269,7 @@ def run_experiment(
         if isinstance(outcome, RuntimeError):  # report it; the other runs went on
             lines = [line for line in str(outcome).splitlines() if line.strip()]
             out.failed[run.name] = f"{lines[0]} ... {lines[-1][:300]}"
+            out.failures[run.label] = out.failures.get(run.label, 0) + 1
             log(str(outcome))
             continue
         out.add(run.label, *outcome)
