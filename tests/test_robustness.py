@@ -304,26 +304,39 @@ def test_unreadable_teacher_weights_name_the_file(tmp_path, content):
 # ------------------------------------------------------------------------------ NaN losses
 
 
-def test_nan_loss_stops_training_naming_term_and_iteration(
-    tmp_path, shapes_root, monkeypatch, restore_catalogs  # noqa: F811
-):
+def _train_until_it_stops(tmp_path, shapes_root, monkeypatch, patched_forward):
+    """Train a 6-iteration CSGR run (checkpoint every 2) whose ``CSGRLoss.forward`` is
+    ``patched_forward(original_forward, self, batch)``; it must stop with NonFiniteLossError.
+
+    Returns:
+        (cfg, trainer, the error's message).
+    """
     monkeypatch.setenv("DETECTRON2_DATASETS", str(shapes_root))
     cfg = shapes_distill_cfg(tmp_path, max_iter=6, period=2)
     add_reliability_config(cfg)
     forward = CSGRLoss.forward
+    monkeypatch.setattr(
+        CSGRLoss, "forward", lambda self, batch: patched_forward(forward, self, batch)
+    )
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=False)
+    with pytest.raises(NonFiniteLossError) as e:
+        trainer.train()
+    return cfg, trainer, str(e.value)
 
-    def nan_at_iteration_3(self, batch):
+
+def test_nan_loss_stops_training_naming_term_and_iteration(
+    tmp_path, shapes_root, monkeypatch, restore_catalogs  # noqa: F811
+):
+    def nan_at_iteration_3(forward, self, batch):
         losses = forward(self, batch)
         if get_event_storage().iter == 3:
             losses["loss_csgr_rel"] = losses["loss_csgr_rel"] * float("nan")
         return losses
 
-    monkeypatch.setattr(CSGRLoss, "forward", nan_at_iteration_3)
-    trainer = Trainer(cfg)
-    trainer.resume_or_load(resume=False)
-    with pytest.raises(NonFiniteLossError) as e:
-        trainer.train()
-    message = str(e.value)
+    cfg, trainer, message = _train_until_it_stops(
+        tmp_path, shapes_root, monkeypatch, nan_at_iteration_3
+    )
     assert "iteration 3" in message and "loss_csgr_rel=nan" in message
     assert "model_0000001.pth" in message and "loss_csgr_cat=" in message
     out = cfg.OUTPUT_DIR
@@ -377,24 +390,17 @@ def test_divergence_inside_the_forward_names_the_dominant_term(
 ):
     """Finite but huge distillation terms can make the weights non-finite; Detectron2 then fails
     inside the next forward. The error names the previous terms and the one that dominated."""
-    monkeypatch.setenv("DETECTRON2_DATASETS", str(shapes_root))
-    cfg = shapes_distill_cfg(tmp_path, max_iter=6, period=2)
-    add_reliability_config(cfg)
-    forward = CSGRLoss.forward
 
-    def diverge_at_iteration_3(self, batch):
+    def diverge_at_iteration_3(forward, self, batch):
         if get_event_storage().iter == 3:
             raise FloatingPointError("Predicted boxes or scores contain Inf/NaN.")
         losses = forward(self, batch)
         losses["loss_csgr_rel"] = losses["loss_csgr_rel"].detach() * 0 + 500.0
         return losses
 
-    monkeypatch.setattr(CSGRLoss, "forward", diverge_at_iteration_3)
-    trainer = Trainer(cfg)
-    trainer.resume_or_load(resume=False)
-    with pytest.raises(NonFiniteLossError) as e:
-        trainer.train()
-    message = str(e.value)
+    _, _, message = _train_until_it_stops(
+        tmp_path, shapes_root, monkeypatch, diverge_at_iteration_3
+    )
     assert message.startswith("Training diverged at iteration 3: Predicted boxes")
     assert "The step of iteration 2 made the weights non-finite" in message
     assert "loss_csgr_rel=500." in message and "loss_csgr_cat=" in message
