@@ -42,11 +42,15 @@ from csgr.engine import Trainer, setup_cfg
 from csgr.modeling.losses.csgr import CSGRLoss
 
 NAN_RANK = int(os.environ.get("CSGR_TEST_NAN_RANK", "-1"))
+FORWARD_FAIL_RANK = int(os.environ.get("CSGR_TEST_FORWARD_FAIL_RANK", "-1"))
 _forward = CSGRLoss.forward
 
 
 def _nan_on_one_rank(self, batch):
     from detectron2.utils.events import get_event_storage
+    if comm.get_rank() == FORWARD_FAIL_RANK and get_event_storage().iter == 2:
+        # what Detectron2's box heads raise on weights a step made non-finite
+        raise FloatingPointError("Predicted boxes or scores contain Inf/NaN. Training diverged.")
     losses = _forward(self, batch)
     if comm.get_rank() == NAN_RANK and get_event_storage().iter == 1:
         losses["loss_csgr_rel"] = losses["loss_csgr_rel"] * float("nan")
@@ -155,6 +159,22 @@ def test_nan_on_one_rank_stops_every_rank(tmp_path, shapes_root):
     assert "NonFiniteLossError" in log
     assert "Non-finite loss at iteration 1 on rank 1: loss_csgr_rel=nan" in log
     assert "Non-finite loss at iteration 1 on another rank (rank 0 has only finite" in log
+    assert not (out / "model_final.pth").exists()
+
+
+def test_forward_divergence_on_one_rank_stops_every_rank(tmp_path, shapes_root):
+    """The forward of rank 1 fails at iteration 2 (Detectron2's "Predicted boxes or scores
+    contain Inf/NaN"): the launch exits non-zero within the timeout (rank 0, waiting in the next
+    collective, does not hang), rank 1's error names the previous step's terms, no final model."""
+    config_file = _ddp_cfg(tmp_path, max_iter=4)
+    proc, out = _launch(
+        tmp_path, shapes_root, config_file, "fwd", 2, check=False, CSGR_TEST_FORWARD_FAIL_RANK="1"
+    )
+    assert proc.returncode != 0
+    log = "".join(p.read_text() for p in [tmp_path / "fwd.log", *out.glob("log.txt*")])
+    assert "NonFiniteLossError: Training diverged at iteration 2: Predicted boxes" in log
+    assert "The step of iteration 1 made the weights non-finite; its loss terms were:" in log
+    assert "loss_csgr_rel=" in log
     assert not (out / "model_final.pth").exists()
 
 
