@@ -344,3 +344,34 @@ def test_a_failed_student_run_is_counted_per_label_and_decides_the_goal(tmp_path
     assert accuracy_goals(csgr, out.failures) == [
         "- CSGR AP >= FGD AP: 5.00 vs none: every FGD run failed (1) (met)"
     ]
+
+
+def test_a_diverged_run_is_recorded_and_reused_without_training(tmp_path, monkeypatch):
+    """A run that diverges (a real training, LR 1e6 without clipping) is stamped; ``--reuse``
+    of the same config reports the divergence again without training, in the same words."""
+    from csgr.benchmark.accuracy_runs import Run
+    from csgr.benchmark.runner import STAMP, run_experiment
+    from tiny_models import ROOT
+
+    data = tmp_path / "d2datasets"
+    generate_shapes_dataset(str(data / "csgr_shapes"), num_train=4, num_val=2, image_size=64)
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(data))
+    config = os.path.join(ROOT, "configs", "Shapes", "faster_rcnn_R_18_FPN.yaml")
+    opts = ["SOLVER.BASE_LR", "1e6", "SOLVER.WARMUP_ITERS", "0", "SOLVER.MAX_ITER", "4"]
+    opts += ["SOLVER.CLIP_GRADIENTS.ENABLED", "False", "SOLVER.IMS_PER_BATCH", "2"]
+    opts += ["DATALOADER.NUM_WORKERS", "0", "INPUT.MIN_SIZE_TRAIN", "(64,)"]
+    opts += ["INPUT.MAX_SIZE_TRAIN", "64", "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"]
+    run_dir = tmp_path / "baseline" / "seed1"
+    run = Run("baseline", 1, config, str(run_dir), opts, cwd=ROOT)
+
+    first = run_experiment(None, [run], False, True, log=lambda *_: None)
+    assert first.failures == {"baseline": 1}
+    assert "NonFiniteLossError" in first.failed["baseline seed 1"]
+    assert "diverged" in json.loads((run_dir / STAMP).read_text())
+    trained_log = (run_dir / "stdout.log").read_text()
+
+    printed = []
+    again = run_experiment(None, [run], False, True, log=printed.append)
+    assert again.failures == {"baseline": 1} and again.failed == first.failed
+    assert any("reusing the recorded divergence" in line for line in printed)
+    assert (run_dir / "stdout.log").read_text() == trained_log  # not trained again

@@ -92,6 +92,9 @@ def test_plain_lines_when_not_a_terminal(tmp_path):
     assert board.job_eta() == 30.0  # side by side: the slower run
     board.finish("baseline", state="failed")
     assert out.getvalue().splitlines()[-1] == "[baseline seed 1] it 20/40 (50%)  FAILED"
+    board.finish("csgr", state="diverged")
+    assert out.getvalue().splitlines()[-1] == "[csgr seed 1] it 10/40 (25%)  DIVERGED"
+    assert board.job_eta() == 0.0
 
 
 def test_bars_in_a_terminal(tmp_path):

@@ -26,9 +26,10 @@ for every method, and --calibrated only trains those instead of the published-we
     python tools/benchmark_accuracy.py --methods MSE PKD --calibrated only --seeds 1 2 3 --reuse
 
 --reuse skips runs whose folder holds an evaluation and a stamp of the same merged config (and,
-for distilled students, of the same teacher weights); runs share the layout of `make main`
-(tools/run_main.py), whose teacher and seed-1 students are reused. Trailing KEY VALUE opts go to
-every run (after another option: --methods and --variant take every word that follows).
+for distilled students, of the same teacher weights), and reports a recorded divergence of the
+same config again without training (other failures train again); runs share the layout of
+`make main` (tools/run_main.py), whose teacher and seed-1 students are reused. Trailing KEY VALUE
+opts go to every run (after another option: --methods and --variant take every word that follows).
 """
 
 import argparse
@@ -74,7 +75,9 @@ def parse_args(argv=None):
         "calibrated (<METHOD>-calibrated)",
     )
     parser.add_argument("--output", help="runs and report go to <output>/<detector>")
-    parser.add_argument("--reuse", action="store_true", help="skip finished identical runs")
+    parser.add_argument(
+        "--reuse", action="store_true", help="skip finished (or diverged) identical runs"
+    )
     parser.add_argument(
         "--jobs", type=int, default=1, help="student runs side by side (threads split evenly)"
     )

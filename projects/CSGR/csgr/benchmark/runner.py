@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 STAMP = "csgr_benchmark_stamp.json"
+DIVERGED = "NonFiniteLossError"  # in a training log: the run diverged (csgr.engine.nan_guard)
 
 
 def final_metrics(output_dir: str) -> Optional[Dict[str, float]]:
@@ -111,7 +112,10 @@ def run_or_reuse(
     """Train and evaluate ``run`` through tools/train_net.py, or reuse its finished results.
 
     A run is reused (with ``reuse``) when its folder has a bbox evaluation in metrics.json and a
-    stamp of the same merged config; anything else trains again from scratch.
+    stamp of the same merged config; anything else trains again from scratch. A run that
+    diverged (its training stopped with ``NonFiniteLossError``) is stamped too: with ``reuse``
+    and the same merged config its divergence is reported again without training (the same
+    config diverges the same way); any other failure trains again.
 
     Args:
         threads: ``OMP_NUM_THREADS`` of the training process (None: inherited).
@@ -121,14 +125,18 @@ def run_or_reuse(
         (metrics, wall seconds of the training, whether it was reused).
 
     Raises:
-        RuntimeError: the training failed (the message ends with the log's last lines) or wrote
-            no evaluation.
+        RuntimeError: the training failed (the message ends with the log's last lines), wrote
+            no evaluation, or (reused) diverged.
     """
     digest = config_digest(run)
     stamp_path = os.path.join(run.output_dir, STAMP)
     if reuse and os.path.isfile(stamp_path):
         with open(stamp_path) as f:
             stamp = json.load(f)
+        if stamp.get("config_sha256") == digest and "diverged" in stamp:
+            log(f"[{run.name}] reusing the recorded divergence of {run.output_dir}")
+            _finish(progress, run, None, "diverged")
+            raise RuntimeError(stamp["diverged"])
         metrics = final_metrics(run.output_dir)
         if stamp.get("config_sha256") == digest and metrics is not None:
             log(f"[{run.name}] reusing {run.output_dir}")
@@ -140,8 +148,14 @@ def run_or_reuse(
             os.remove(os.path.join(run.output_dir, stale))
     try:
         seconds = _train(run, threads, log, progress)
-    except RuntimeError:
-        _finish(progress, run, None, "failed")
+    except RuntimeError as e:
+        diverged = DIVERGED in str(e)
+        _finish(progress, run, None, "diverged" if diverged else "failed")
+        if diverged:
+            with open(stamp_path, "w") as f:
+                json.dump(
+                    {"config_sha256": digest, "command": run.command(), "diverged": str(e)}, f
+                )
         raise
     metrics = final_metrics(run.output_dir)
     if metrics is None:

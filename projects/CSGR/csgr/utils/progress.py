@@ -81,7 +81,7 @@ class RunRow:
         name: label shown to the user, e.g. "CSGR seed 1".
         total: the run's SOLVER.MAX_ITER.
         stage: runs of one stage train side by side, stages one after the other (job ETA).
-        state: "pending", "running", "done", "reused" or "failed".
+        state: "pending", "running", "done", "reused", "failed" or "diverged".
         iteration: iterations done (the last ``iteration`` in metrics.json, plus one).
         sec_per_it: Detectron2's smoothed ``time`` of the last record.
         total_loss: the last ``total_loss``.
@@ -112,7 +112,7 @@ class RunRow:
 
     def eta(self, fallback_sec_per_it: Optional[float] = None) -> Optional[float]:
         """Seconds left in training (evaluation not counted); None if unknown."""
-        if self.state in ("done", "reused", "failed"):
+        if self.state in ("done", "reused", "failed", "diverged"):
             return 0.0
         rate = self.sec_per_it if self.sec_per_it is not None else fallback_sec_per_it
         if rate is None:
@@ -123,8 +123,8 @@ class RunRow:
         """Everything but the bar: ``0.94 s/it  loss 1.234  eta 4m23s`` or the result."""
         if self.state == "reused":
             return "reused" + (f"  AP {self.ap:.2f}" if self.ap is not None else "")
-        if self.state == "failed":
-            return "FAILED"
+        if self.state in ("failed", "diverged"):
+            return self.state.upper()
         parts = []
         if self.sec_per_it is not None:
             parts.append(f"{self.sec_per_it:.2f} s/it")
@@ -198,7 +198,7 @@ class ProgressBoard:
             self._draw(key, force=True)
 
     def finish(self, key: str, ap: Optional[float] = None, state: str = "done") -> None:
-        """The run ended: ``state`` "done" (with its AP), "reused" or "failed"."""
+        """The run ended: ``state`` "done" (with its AP), "reused", "failed" or "diverged"."""
         with self._lock:
             row = self.rows[key]
             if row.tail is not None:
