@@ -191,6 +191,18 @@ def test_pcd_zero_at_equality_no_gt_and_gradients():
     assert l1.item() == 0.0  # both sides' deltas are zeros in _pcd_batch
 
 
+def test_pcd_non_finite_student_boxes_are_a_divergence():
+    """Non-finite student boxes (weights a step made non-finite) raise Detectron2's divergence
+    error, which the training loop reports as NonFiniteLossError, not giou_loss's "bad box"."""
+    boxes = torch.tensor([[[1.0, 1.0, 9.0, 9.0], [21.0, 19.0, 31.0, 28.0]]])
+    s_boxes = boxes.clone()
+    s_boxes[0, 1, 0] = float("nan")
+    logits, features = torch.zeros(1, 2, 3), torch.zeros(1, 4, 1, 2)
+    batch = _pcd_batch(logits, logits, s_boxes, boxes, [[0, 0, 10, 10]], [2], features)
+    with pytest.raises(FloatingPointError, match="Training has diverged.*student's decoded"):
+        _pcd()(batch)
+
+
 # ---------------------------------------------------------------- IKD
 def test_spatial_attention_known_value():
     sam = SpatialAttention(3)

@@ -212,6 +212,11 @@ class PCDLoss(DistillLoss):
             # localisation branch, side by side
             if self.loc_loss_type == "giou":
                 s_boxes = at_least_float32(so["dense_boxes"])
+                if not torch.isfinite(s_boxes).all():  # else giou_loss asserts "bad box"
+                    raise FloatingPointError(
+                        "Predicted boxes or scores contain Inf/NaN. Training has diverged. "
+                        "(PCD: the student's decoded boxes)"
+                    )
                 dist = giou_loss(s_boxes.reshape(-1, 4), t_boxes.reshape(-1, 4)).view_as(t_conf)
             else:
                 diff = (
