@@ -146,36 +146,34 @@ def test_two_processes_match_one(tmp_path, shapes_root):
         assert torch.equal(rank0[k], rank1[k]), k
 
 
+def _two_ranks_that_fail(tmp_path, shapes_root, name, **env):
+    """Launch 2 processes (4 iterations) that must fail; returns every log's text (each rank's
+    own log holds its error, rank 0's also goes to the console) after checking that the launch
+    exited non-zero and wrote no final model."""
+    config_file = _ddp_cfg(tmp_path, max_iter=4)
+    proc, out = _launch(tmp_path, shapes_root, config_file, name, 2, check=False, **env)
+    assert proc.returncode != 0
+    assert not (out / "model_final.pth").exists()
+    return "".join(p.read_text() for p in [tmp_path / f"{name}.log", *out.glob("log.txt*")])
+
+
 def test_nan_on_one_rank_stops_every_rank(tmp_path, shapes_root):
     """A NaN term on rank 1 only: both processes stop at the same iteration (no rank hangs in
     the next all-reduce), the error names the term, the iteration and the rank."""
-    config_file = _ddp_cfg(tmp_path, max_iter=4)
-    proc, out = _launch(
-        tmp_path, shapes_root, config_file, "nan", 2, check=False, CSGR_TEST_NAN_RANK="1"
-    )
-    assert proc.returncode != 0
-    # each rank's own log holds its error (rank 0's also goes to the console)
-    log = "".join(p.read_text() for p in [tmp_path / "nan.log", *out.glob("log.txt*")])
+    log = _two_ranks_that_fail(tmp_path, shapes_root, "nan", CSGR_TEST_NAN_RANK="1")
     assert "NonFiniteLossError" in log
     assert "Non-finite loss at iteration 1 on rank 1: loss_csgr_rel=nan" in log
     assert "Non-finite loss at iteration 1 on another rank (rank 0 has only finite" in log
-    assert not (out / "model_final.pth").exists()
 
 
 def test_forward_divergence_on_one_rank_stops_every_rank(tmp_path, shapes_root):
     """The forward of rank 1 fails at iteration 2 (Detectron2's "Predicted boxes or scores
     contain Inf/NaN"): the launch exits non-zero within the timeout (rank 0, waiting in the next
-    collective, does not hang), rank 1's error names the previous step's terms, no final model."""
-    config_file = _ddp_cfg(tmp_path, max_iter=4)
-    proc, out = _launch(
-        tmp_path, shapes_root, config_file, "fwd", 2, check=False, CSGR_TEST_FORWARD_FAIL_RANK="1"
-    )
-    assert proc.returncode != 0
-    log = "".join(p.read_text() for p in [tmp_path / "fwd.log", *out.glob("log.txt*")])
+    collective, does not hang) and rank 1's error names the previous step's terms."""
+    log = _two_ranks_that_fail(tmp_path, shapes_root, "fwd", CSGR_TEST_FORWARD_FAIL_RANK="1")
     assert "NonFiniteLossError: Training diverged at iteration 2: Predicted boxes" in log
     assert "The step of iteration 1 made the weights non-finite; its loss terms were:" in log
     assert "loss_csgr_rel=" in log
-    assert not (out / "model_final.pth").exists()
 
 
 def test_calibrated_loss_scale_equal_on_both_ranks_and_restored_on_resume(tmp_path, shapes_root):
