@@ -212,6 +212,10 @@ def test_accuracy_aggregate_over_seeds():
     assert math.isnan(agg["FGD"]["AP"]["std"])
     table = accuracy_table(agg, {"baseline": 2, "CSGR": 2, "FGD": 1})
     assert "11.00 ± 1.41" in table and "10.00-12.00" in table and "+3.00" in table
+    # failed runs: counted beside the finished ones; a label with none finished keeps its row
+    rows = accuracy_table(agg, {"baseline": 2, "CSGR": 2, "FGD": 1}, {"FGD": 2, "MSE": 3})
+    rows = {r.split("|")[1].strip(): r.split("|")[2].strip() for r in rows.splitlines()[2:]}
+    assert rows == {"baseline": "2", "CSGR": "2", "FGD": "1 (2 failed)", "MSE": "0 (3 failed)"}
     assert accuracy_goals(agg) == [
         "- CSGR AP >= baseline + 2: 14.00 vs 13.00 (met)",
         "- CSGR AP >= FGD AP: 14.00 vs 10.00 (met)",

@@ -84,11 +84,28 @@ def _cell(stat: dict) -> str:
     return f"{stat['mean']:.2f} ± {stat['std']:.2f}"
 
 
-def accuracy_table(agg: Dict[str, Dict[str, dict]], seeds: Dict[str, int]) -> str:
+def accuracy_table(
+    agg: Dict[str, Dict[str, dict]],
+    seeds: Dict[str, int],
+    failed: Optional[Dict[str, int]] = None,
+) -> str:
     """Markdown table: one row per label, ``mean ± std`` per metric, the AP range over seeds
-    and the AP difference to the baseline."""
+    and the AP difference to the baseline.
+
+    Args:
+        agg: from :func:`aggregate`.
+        seeds: label -> number of its finished runs.
+        failed: label -> number of its runs that failed; shown in the seeds cell ("2 (1
+            failed)"), and a label whose every run failed still gets a row.
+    """
+    failed = failed or {}
     base = agg.get("baseline", {}).get("AP", {}).get("mean", float("nan"))
     headers = ["model", "seeds", *METRICS, "AP min-max", "ΔAP vs baseline"]
+
+    def seeds_cell(label: str) -> str:
+        n = failed.get(label, 0)
+        return f"{seeds.get(label, 0)}" + (f" ({n} failed)" if n else "")
+
     rows = []
     for label, stats in agg.items():
         ap = stats["AP"]
@@ -97,8 +114,11 @@ def accuracy_table(agg: Dict[str, Dict[str, dict]], seeds: Dict[str, int]) -> st
         delta_cell = (
             "" if label in ("baseline", "teacher") or math.isnan(delta) else f"{delta:+.2f}"
         )
-        rows.append([label, seeds.get(label, 0), *(_cell(stats[m]) for m in METRICS)])
+        rows.append([label, seeds_cell(label), *(_cell(stats[m]) for m in METRICS)])
         rows[-1] += [spread, delta_cell]
+    for label in failed:
+        if label not in agg:
+            rows.append([label, seeds_cell(label), *(["n/a"] * len(METRICS)), "n/a", ""])
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 
@@ -239,7 +259,8 @@ def write_accuracy_report(
     counts = {label: len(runs) for label, runs in results.items()}
     lines = ["```", command, "```", "", f"{title}; {schedule}; student seeds {seeds}", ""]
     goals = accuracy_goals(agg, experiment.failures)
-    lines += [accuracy_table(agg, counts), "", *goals, *loss_scale_lines(results)]
+    table = accuracy_table(agg, counts, experiment.failures)
+    lines += [table, "", *goals, *loss_scale_lines(results)]
     lines += [f"- {m}: skipped ({why})" for m, why in skipped.items()]
     lines += [f"- {run}: FAILED ({why})" for run, why in experiment.failed.items()]
     lines += [
