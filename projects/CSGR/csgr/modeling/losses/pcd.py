@@ -212,12 +212,16 @@ class PCDLoss(DistillLoss):
             # localisation branch, side by side
             if self.loc_loss_type == "giou":
                 s_boxes = at_least_float32(so["dense_boxes"])
-                if not torch.isfinite(s_boxes).all():  # else giou_loss asserts "bad box"
+                try:
+                    dist = giou_loss(s_boxes.reshape(-1, 4), t_boxes.reshape(-1, 4))
+                except AssertionError as e:  # fvcore's "bad box"; checked only when it fails
+                    if torch.isfinite(s_boxes).all():
+                        raise
                     raise FloatingPointError(
                         "Predicted boxes or scores contain Inf/NaN. Training has diverged. "
                         "(PCD: the student's decoded boxes)"
-                    )
-                dist = giou_loss(s_boxes.reshape(-1, 4), t_boxes.reshape(-1, 4)).view_as(t_conf)
+                    ) from e
+                dist = dist.view_as(t_conf)
             else:
                 diff = (
                     at_least_float32(so["dense_deltas"])
