@@ -46,7 +46,7 @@ FORWARD_FAIL_RANK = int(os.environ.get("CSGR_TEST_FORWARD_FAIL_RANK", "-1"))
 _forward = CSGRLoss.forward
 
 
-def _nan_on_one_rank(self, batch):
+def _fail_on_one_rank(self, batch):
     from detectron2.utils.events import get_event_storage
     if comm.get_rank() == FORWARD_FAIL_RANK and get_event_storage().iter == 2:
         # what Detectron2's box heads raise on weights a step made non-finite
@@ -57,7 +57,7 @@ def _nan_on_one_rank(self, batch):
     return losses
 
 
-CSGRLoss.forward = _nan_on_one_rank
+CSGRLoss.forward = _fail_on_one_rank
 
 
 class DumpLosses(HookBase):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from ..config import load_config
+from ..engine.nan_guard import NonFiniteLossError
 from ..evaluation import last_evaluation, last_values, read_metrics
 from ..modeling.loss_scale import SCALAR_PREFIX
 from ..utils.progress import ProgressBoard
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 STAMP = "csgr_benchmark_stamp.json"
-DIVERGED = "NonFiniteLossError"  # in a training log: the run diverged (csgr.engine.nan_guard)
+DIVERGED = NonFiniteLossError.__name__  # in a training log: the run diverged
 
 
 def final_metrics(output_dir: str) -> Optional[Dict[str, float]]:
@@ -133,12 +134,13 @@ def run_or_reuse(
     if reuse and os.path.isfile(stamp_path):
         with open(stamp_path) as f:
             stamp = json.load(f)
-        if stamp.get("config_sha256") == digest and "diverged" in stamp:
+        same_config = stamp.get("config_sha256") == digest
+        if same_config and "diverged" in stamp:
             log(f"[{run.name}] reusing the recorded divergence of {run.output_dir}")
             _finish(progress, run, None, "diverged")
             raise RuntimeError(stamp["diverged"])
         metrics = final_metrics(run.output_dir)
-        if stamp.get("config_sha256") == digest and metrics is not None:
+        if same_config and metrics is not None:
             log(f"[{run.name}] reusing {run.output_dir}")
             _finish(progress, run, metrics, "reused")
             return metrics, float(stamp.get("seconds", float("nan"))), True
