@@ -370,6 +370,7 @@ def test_a_diverged_run_is_recorded_and_reused_without_training(tmp_path, monkey
 
     first = run_experiment(None, [run], False, True, log=lambda *_: None)
     assert first.failures == {"baseline": 1}
+    assert "diverged (exit 3)" in first.failed["baseline seed 1"]
     assert "NonFiniteLossError" in first.failed["baseline seed 1"]
     assert "diverged" in json.loads((run_dir / STAMP).read_text())
     (run_dir / "stdout.log").write_text("marker")  # a new training would overwrite it

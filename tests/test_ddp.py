@@ -39,6 +39,7 @@ from detectron2.engine import HookBase, default_argument_parser, launch
 from detectron2.utils import comm
 import csgr  # noqa: F401
 from csgr.engine import Trainer, setup_cfg
+from csgr.errors import one_line_errors
 from csgr.modeling.losses.csgr import CSGRLoss
 
 NAN_RANK = int(os.environ.get("CSGR_TEST_NAN_RANK", "-1"))
@@ -82,8 +83,9 @@ def main(args):
 
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    with one_line_errors():  # as tools/train_net.py
+        launch(main, args.num_gpus, num_machines=args.num_machines,
+               machine_rank=args.machine_rank, dist_url=args.dist_url, args=(args,))
 """
 
 # relative tolerances at iteration 0 (same weights in both runs), see the module docstring
@@ -147,12 +149,15 @@ def test_two_processes_match_one(tmp_path, shapes_root):
 
 
 def _two_ranks_that_fail(tmp_path, shapes_root, name, **env):
-    """Launch 2 processes (4 iterations) that must fail; returns every log's text (each rank's
-    own log holds its error, rank 0's also goes to the console) after checking that the launch
-    exited non-zero and wrote no final model."""
+    """Launch 2 processes (4 iterations) that must diverge; returns every log's text (each
+    rank's own log holds its error, rank 0's also goes to the console) after checking that the
+    launch exited with the divergence status, as tools/train_net.py does, and wrote no final
+    model."""
+    from csgr.errors import DIVERGED_EXIT_STATUS
+
     config_file = _ddp_cfg(tmp_path, max_iter=4)
     proc, out = _launch(tmp_path, shapes_root, config_file, name, 2, check=False, **env)
-    assert proc.returncode != 0
+    assert proc.returncode == DIVERGED_EXIT_STATUS
     assert not (out / "model_final.pth").exists()
     return "".join(p.read_text() for p in [tmp_path / f"{name}.log", *out.glob("log.txt*")])
 

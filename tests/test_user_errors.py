@@ -300,6 +300,21 @@ def test_worker_user_error_is_one_line(capsys):
         raise other
 
 
+def test_divergence_exits_with_its_own_status(capsys):
+    """A divergence, in this process or in a worker, keeps its text and exits with
+    DIVERGED_EXIT_STATUS (not 1), so that the benchmark runner tells it from other failures."""
+    from csgr.engine.nan_guard import NonFiniteLossError
+    from csgr.errors import DIVERGED_EXIT_STATUS, one_line_errors
+
+    assert DIVERGED_EXIT_STATUS not in (0, 1)
+    message = "Non-finite loss at iteration 7: loss_cls=nan"
+    for error in (NonFiniteLossError(message), _worker_error(NonFiniteLossError(message))):
+        with pytest.raises(SystemExit) as exit_info, one_line_errors():
+            raise error
+        assert exit_info.value.code == DIVERGED_EXIT_STATUS
+        assert f"NonFiniteLossError: {message}" in capsys.readouterr().err
+
+
 def test_train_teacher_command_keeps_the_teacher_opts(tmp_path):
     cfg = distill_cfg(str(tmp_path))
     cfg.MODEL.DISTILL.TEACHER.CONFIG_FILE = "configs/my teacher.yaml"

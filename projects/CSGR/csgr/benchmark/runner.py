@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from ..config import load_config
-from ..engine.nan_guard import NonFiniteLossError
+from ..errors import DIVERGED_EXIT_STATUS
 from ..evaluation import last_evaluation, last_values, read_metrics
 from ..modeling.loss_scale import SCALAR_PREFIX
 from ..utils.progress import ProgressBoard
@@ -34,7 +34,11 @@ __all__ = [
 ]
 
 STAMP = "csgr_benchmark_stamp.json"
-DIVERGED = NonFiniteLossError.__name__  # in a training log: the run diverged
+
+
+class RunDivergedError(RuntimeError):
+    """A run's training stopped because it diverged (tools/train_net.py exited with
+    :data:`~csgr.errors.DIVERGED_EXIT_STATUS`)."""
 
 
 def final_metrics(output_dir: str) -> Optional[Dict[str, float]]:
@@ -72,7 +76,8 @@ def _train(run: Run, threads: Optional[int], log, progress: Optional[ProgressBoa
     ``<output_dir>/stdout.log``. While it runs, ``progress`` (if any) is refreshed every second.
 
     Raises:
-        RuntimeError: the process failed; the message ends with the log's last lines.
+        RunDivergedError: the training diverged; RuntimeError: the process failed otherwise.
+            The message ends with the log's last lines.
     """
     log_path = os.path.join(run.output_dir, "stdout.log")
     log(f"[{run.name}] {' '.join(run.command()[1:])}  (log: {log_path})")
@@ -97,6 +102,8 @@ def _train(run: Run, threads: Optional[int], log, progress: Optional[ProgressBoa
     if proc.returncode != 0:
         with open(log_path) as f:
             tail = "".join(f.readlines()[-30:])
+        if proc.returncode == DIVERGED_EXIT_STATUS:
+            raise RunDivergedError(f"[{run.name}] diverged (exit 3); end of {log_path}:\n{tail}")
         raise RuntimeError(
             f"[{run.name}] failed (exit {proc.returncode}); end of {log_path}:\n{tail}"
         )
@@ -151,7 +158,7 @@ def run_or_reuse(
     try:
         seconds = _train(run, threads, log, progress)
     except RuntimeError as e:
-        diverged = DIVERGED in str(e)
+        diverged = isinstance(e, RunDivergedError)
         _finish(progress, run, None, "diverged" if diverged else "failed")
         if diverged:
             with open(stamp_path, "w") as f:
