@@ -103,7 +103,9 @@ def _train(run: Run, threads: Optional[int], log, progress: Optional[ProgressBoa
         with open(log_path) as f:
             tail = "".join(f.readlines()[-30:])
         if proc.returncode == DIVERGED_EXIT_STATUS:
-            raise RunDivergedError(f"[{run.name}] diverged (exit 3); end of {log_path}:\n{tail}")
+            raise RunDivergedError(
+                f"[{run.name}] diverged (exit {proc.returncode}); end of {log_path}:\n{tail}"
+            )
         raise RuntimeError(
             f"[{run.name}] failed (exit {proc.returncode}); end of {log_path}:\n{tail}"
         )
