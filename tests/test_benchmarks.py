@@ -4,13 +4,14 @@ Timing values are not checked (the CPU is shared); sizes, repeats and schedules 
 """
 
 import contextlib
+import hashlib
 import io
 import json
 import math
 import os
 
 import pytest
-from tiny_models import distill_cfg, load_tool
+from tiny_models import ROOT, distill_cfg, load_tool
 
 from csgr.benchmark.accuracy_report import accuracy_goals, accuracy_table, aggregate
 from csgr.benchmark.speed_report import SPEED_HEADERS
@@ -300,6 +301,39 @@ def test_plan_runs_variants_and_calibrated_rows(tmp_path):
     assert [r.label for r in students] == ["baseline", "MSE-calibrated", "PKD-calibrated"]
     with pytest.raises(SystemExit):
         tool.parse_args(["--calibrated", "always"])
+
+
+def test_config_digest_of_a_key_added_later(tmp_path):
+    """A key of KEYS_ADDED_LATER changes the digest only where its method runs and the key
+    leaves the value with which the runs stamped before the key existed computed."""
+    from csgr.benchmark.accuracy_runs import plan_runs
+    from csgr.benchmark.runner import KEYS_ADDED_LATER, config_digest
+    from csgr.config import load_config
+
+    key, (earlier, method) = next(iter(KEYS_ADDED_LATER.items()))
+    assert (key, method) == ("MODEL.DISTILL.PCD.QUALITY_ANCHORS", "PCD")
+
+    def runs(*opts):
+        _, students, _ = plan_runs(
+            "retinanet", ["CSGR", "PCD"], [1], str(tmp_path), ROOT, extra_opts=opts
+        )
+        return {r.label: r for r in students}
+
+    teacher = tmp_path / "retinanet" / "teacher" / "seed1" / "model_final.pth"
+    teacher.parent.mkdir(parents=True)
+    teacher.write_bytes(b"the teacher's weights: part of every student's digest")
+
+    default, before = runs(), runs(key, earlier)
+    assert config_digest(default["PCD"]) != config_digest(before["PCD"])
+    for label in ("baseline", "CSGR"):  # PCD's key does not reach them
+        assert config_digest(default[label]) == config_digest(before[label])
+    # the earlier value digests as the merged config without the key, as stamped back then
+    run = before["PCD"]
+    cfg = load_config(run.config_file, ["OUTPUT_DIR", run.output_dir, *run.opts])
+    del cfg.MODEL.DISTILL.PCD["QUALITY_ANCHORS"]
+    stamped_then = hashlib.sha256(cfg.dump().encode())
+    stamped_then.update(teacher.read_bytes())
+    assert stamped_then.hexdigest() == config_digest(run)
 
 
 def test_report_lists_the_factors_of_calibrated_runs(tmp_path):

@@ -130,8 +130,10 @@ def _sig(x):
     return 1 / (1 + math.exp(-x))
 
 
-def test_pcd_known_values():
-    """Two anchors, one GT box on anchor 0 (positive), anchor 1 negative, K = 2, T = 2."""
+@pytest.mark.parametrize("quality_anchors", ["positive", "all"])
+def test_pcd_known_values(quality_anchors):
+    """Two anchors, one GT box on anchor 0 (positive), anchor 1 negative, K = 2, T = 2; the
+    quality term covers anchor 0 only ("positive", the default) or both anchors ("all")."""
     zs, zt = [[0.5, -1.0], [-2.0, 0.0]], [[1.0, -2.0], [-1.0, -3.0]]
     t_boxes = [[0.0, 0.0, 10.0, 5.0], [20.0, 20.0, 30.0, 30.0]]  # IoU 0.5 with the GT box
     s_boxes = [[0.0, 0.0, 10.0, 5.0], [20.0, 20.0, 30.0, 25.0]]  # GIoU 1, then 0.5
@@ -147,7 +149,13 @@ def test_pcd_known_values():
         [0],
         features,
     )
-    loss_fn = _pcd(cls_weight=2.0, loc_weight=3.0, quality_weight=5.0, temperature=2.0).double()
+    loss_fn = _pcd(
+        cls_weight=2.0,
+        loc_weight=3.0,
+        quality_weight=5.0,
+        temperature=2.0,
+        quality_anchors=quality_anchors,
+    ).double()
     losses = loss_fn(batch)
 
     conf = [max(_sig(v) for v in zt[a]) for a in range(2)]
@@ -157,7 +165,9 @@ def test_pcd_known_values():
     cls = sum(w * v for w, v in zip(weights, kl)) / max(sum(weights), 1.0) * 4
     loc = (conf[0] * 0.0 + conf[1] * 0.5) / max(sum(conf), 1.0)
     qs = _sig(-1.0)
-    quality = abs(qs - q0) ** 2 * _bkl(q0, qs) + qs**2 * _bkl(0.0, qs)  # one positive
+    quality = abs(qs - q0) ** 2 * _bkl(q0, qs)  # divided by one positive
+    if quality_anchors == "all":
+        quality += qs**2 * _bkl(0.0, qs)  # the negative anchor's target quality is 0
     assert losses["loss_pcd_cls"].item() == pytest.approx(2.0 * cls, rel=1e-10)
     # Detectron2's giou_loss adds eps = 1e-7 to the union and the enclosing area: ~1e-8 off.
     assert losses["loss_pcd_loc"].item() == pytest.approx(3.0 * loc, rel=1e-6)
@@ -189,6 +199,11 @@ def test_pcd_zero_at_equality_no_gt_and_gradients():
     assert all(torch.isfinite(v) for v in no_gt.values())
     l1 = _pcd(loc_loss_type="l1")(batch)["loss_pcd_loc"]
     assert l1.item() == 0.0  # both sides' deltas are zeros in _pcd_batch
+
+
+def test_pcd_quality_anchors_is_checked():
+    with pytest.raises(ValueError, match="quality_anchors must be one of"):
+        _pcd(quality_anchors="negative")
 
 
 def test_pcd_non_finite_student_boxes_are_a_divergence():

@@ -35,6 +35,12 @@ __all__ = [
 
 STAMP = "csgr_benchmark_stamp.json"
 
+# Config keys added after runs were first stamped: key -> (the value those earlier runs computed
+# with, the distillation method that reads the key). A merged config holding that value, or not
+# running that method, digests as if the key did not exist, so the earlier stamps still match;
+# otherwise the key is part of the digest (and the run trains anew).
+KEYS_ADDED_LATER = {"MODEL.DISTILL.PCD.QUALITY_ANCHORS": ("all", "PCD")}
+
 
 class RunDivergedError(RuntimeError):
     """A run's training stopped because it diverged (tools/train_net.py exited with
@@ -58,9 +64,18 @@ def final_metrics(output_dir: str) -> Optional[Dict[str, float]]:
 
 
 def config_digest(run: Run) -> str:
-    """SHA-256 of the run's full merged config (``_BASE_`` files and opts resolved) and of the
-    content of ``run.depends_on``."""
+    """SHA-256 of the run's full merged config (``_BASE_`` files and opts resolved; the keys of
+    :data:`KEYS_ADDED_LATER` left out where they hold their earlier value or their method does not
+    run) and of the content of
+    ``run.depends_on``."""
     cfg = load_config(run.config_file, ["OUTPUT_DIR", run.output_dir, *run.opts])
+    for key, (earlier_value, method) in KEYS_ADDED_LATER.items():
+        *parents, leaf = key.split(".")
+        node = cfg
+        for name in parents:
+            node = node[name]
+        if node[leaf] == earlier_value or method not in cfg.MODEL.DISTILL.METHODS:
+            del node[leaf]
     digest = hashlib.sha256(cfg.dump().encode())
     if run.depends_on:
         with open(run.depends_on, "rb") as f:

@@ -23,9 +23,13 @@ edge distributions, so here:
   on negative ones, anchors being matched to GT as RetinaNet does (IoU Matcher, low-quality
   matches allowed). A student quality branch (one 3x3 conv shared by the levels, on the student's
   FPN features, ``A`` outputs per position) learns ``q_t`` with a quality-focal binary KL
-  ``|q_t - q_s|^gamma * KL(q_t || q_s)`` over non-ignored anchors, divided by the number of
-  positive anchors. The branch belongs to this loss module and is dropped at export; it shapes
-  the student's features, not its scores.
+  ``|q_t - q_s|^gamma * KL(q_t || q_s)`` over the positive anchors, divided by their number.
+  The branch belongs to this loss module and is dropped at export; it shapes the student's
+  features, not its scores. Its predictions on negative anchors are never used, so by default
+  they are not trained; ``quality_anchors="all"`` trains them towards 0 as GFL's quality focal
+  loss does (the sum over every non-ignored anchor, still divided by the positives: about 150k
+  anchors over a few hundred positives on the coral images, a step that runs away within 30
+  iterations at LR 0.01, BENCHMARKS section 5).
 
 Left out: SDGQP's distribution statistics (no distribution head), any change of the student's
 head or of its inference scores, and the paper's own loss weights (the abstract gives none; the
@@ -57,6 +61,7 @@ from .base import (
 __all__ = ["PCDLoss", "PCD", "binary_kl_with_logits", "match_anchors"]
 
 LOC_LOSS_TYPES = ("giou", "l1")
+QUALITY_ANCHORS = ("all", "positive")
 
 
 def binary_kl_with_logits(
@@ -120,6 +125,9 @@ class PCDLoss(DistillLoss):
         cls_weight / loc_weight / quality_weight: weights of the three terms.
         loc_loss_type: "giou" (decoded boxes) or "l1" (deltas).
         quality_gamma: focal exponent of the quality term.
+        quality_anchors: anchors of the quality term: "positive" (the positive anchors only)
+            or "all" (every non-ignored anchor, the teacher's quality 0 on negatives, as GFL's
+            quality focal loss); either way the sum is divided by the number of positives.
         temperature: temperature T of the classification term.
         prior_prob: initial quality prediction of the quality branch.
     """
@@ -136,12 +144,17 @@ class PCDLoss(DistillLoss):
         quality_weight: float = 1.0,
         loc_loss_type: str = "giou",
         quality_gamma: float = 2.0,
+        quality_anchors: str = "positive",
         temperature: float = 1.0,
         prior_prob: float = 0.01,
     ):
         super().__init__()
         if loc_loss_type not in LOC_LOSS_TYPES:
             raise ValueError(f"PCD: loc_loss_type must be one of {LOC_LOSS_TYPES}")
+        if quality_anchors not in QUALITY_ANCHORS:
+            raise ValueError(
+                f"PCD: quality_anchors must be one of {QUALITY_ANCHORS}, got {quality_anchors!r}"
+            )
         if temperature <= 0:
             raise ValueError(f"PCD: temperature must be > 0, got {temperature}")
         self.matcher = matcher
@@ -150,6 +163,7 @@ class PCDLoss(DistillLoss):
         self.quality_weight = quality_weight
         self.loc_loss_type = loc_loss_type
         self.quality_gamma = quality_gamma
+        self.quality_anchors = quality_anchors
         self.temperature = temperature
         self.quality_branch = nn.Conv2d(in_channels, num_anchors, kernel_size=3, padding=1)
         nn.init.normal_(self.quality_branch.weight, std=0.01)
@@ -239,7 +253,7 @@ class PCDLoss(DistillLoss):
                 )
             q_kl = binary_kl_with_logits(q_logits, q_t)
             focal = (q_logits.sigmoid() - q_t).abs().pow(self.quality_gamma)
-            valid = (labels >= 0).float()
+            valid = (labels >= 0 if self.quality_anchors == "all" else pos).float()
             loss_quality = (valid * focal * q_kl).sum() / pos.sum().clamp(min=1)
         return {
             "loss_pcd_cls": self.cls_weight * loss_cls,
@@ -283,6 +297,11 @@ class PCD(DistillMethod):
         _C.QUALITY_WEIGHT = 1.0
         # Exponent gamma of the focal factor |q_t - q_s|^gamma of loss_pcd_quality (0: plain KL).
         _C.QUALITY_GAMMA = 2.0
+        # Anchors of loss_pcd_quality: "positive" (positive anchors only) or "all" (every
+        # non-ignored anchor, the teacher's quality 0 on negatives, as in GFL's quality focal
+        # loss; the default before 2026-11-30). "all" sums ~150k anchors over a few hundred
+        # positives: its step on the branch and the features it reads runs away (BENCHMARKS 5).
+        _C.QUALITY_ANCHORS = "positive"
         # Temperature T (> 0, unitless) dividing both sides' classification logits in
         # loss_pcd_cls.
         _C.TEMPERATURE = 1.0
@@ -314,5 +333,6 @@ class PCD(DistillMethod):
             quality_weight=cls.published(cfg, "QUALITY_WEIGHT"),
             loc_loss_type=pcd_cfg.LOC_LOSS_TYPE,
             quality_gamma=pcd_cfg.QUALITY_GAMMA,
+            quality_anchors=pcd_cfg.QUALITY_ANCHORS,
             temperature=pcd_cfg.TEMPERATURE,
         )
