@@ -97,6 +97,16 @@ def test_plain_lines_when_not_a_terminal(tmp_path):
     assert board.job_eta() == 0.0
 
 
+def test_reused_runs_show_no_iteration(tmp_path):
+    """A reused run (or a reused divergence) never trained: its line has no "it 0/N"."""
+    out = io.StringIO()
+    board = board_with_two_stages(tmp_path, out, interactive=False, clock=FakeClock())
+    board.finish("teacher", ap=20.0, state="reused")
+    assert out.getvalue().splitlines()[-1] == "[teacher seed 1] reused  AP 20.00"
+    board.finish("csgr", state="diverged")
+    assert out.getvalue().splitlines()[-1] == "[csgr seed 1] DIVERGED (recorded)"
+
+
 def test_bars_in_a_terminal(tmp_path):
     out, clock = io.StringIO(), FakeClock()
     board = board_with_two_stages(tmp_path, out, interactive=True, clock=clock)

@@ -246,8 +246,13 @@ class ProgressBoard:
         return total
 
     def line(self, key: str) -> str:
-        """The plain-text line of a run: ``[name] it 120/400 (30%)  0.94 s/it ... | job eta``."""
+        """The plain-text line of a run: ``[name] it 120/400 (30%)  0.94 s/it ... | job eta``, or
+        ``[name] reused  AP 12.34`` / ``[name] DIVERGED (recorded)`` for a run that did not train.
+        """
         row = self.rows[key]
+        if row.started is None and row.state != "pending":  # reused: no iteration to show
+            recorded = " (recorded)" if row.state in ("failed", "diverged") else ""
+            return f"[{row.name}] {row.describe()}{recorded}"
         pct = 100.0 * row.iteration / max(row.total, 1)
         job = format_seconds(self.job_eta())
         return f"[{row.name}] it {row.iteration}/{row.total} ({pct:.0f}%)  {row.describe()}" + (
