@@ -33,7 +33,8 @@ from csgr.data.mapper import CheckedDatasetMapper
 from csgr.engine import argument_parser, setup_cfg
 from csgr.engine import checkpoint as checkpoint_module
 from csgr.engine.checkpoint import AtomicCheckpointer, atomic_write
-from csgr.errors import ConfigChangedError, NoSpaceLeftError, UnfinishedRunError
+from csgr.config import load_config
+from csgr.errors import ConfigChangedError, ConfigTypeError, NoSpaceLeftError, UnfinishedRunError
 from csgr.modeling.teacher_missing import train_teacher_command
 from csgr.release import release_student
 
@@ -324,3 +325,30 @@ def test_train_teacher_command_keeps_the_teacher_opts(tmp_path):
         "python tools/train_net.py --config-file 'configs/my teacher.yaml' "
         "MODEL.RESNETS.DEPTH 34 OUTPUT_DIR output/t"
     )
+
+
+def test_an_int_for_a_float_key_is_one_line_with_the_fix(tmp_path):
+    """yacs's type check names the key; the error also says where the value came from and, for
+    the usual slip (``0`` for a float key), how to write it."""
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "train_net.py")]
+        + ["--config-file", os.path.join(ROOT, "configs", "csgr_frcnn_r50.yaml")]
+        + ["MODEL.DISTILL.CSGR.REL_WEIGHT", "0"],
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ERROR: the command line's KEY VALUE opts: Type mismatch")
+    assert "MODEL.DISTILL.CSGR.REL_WEIGHT" in last and "e.g. 0.0" in last
+
+
+def test_a_wrong_type_in_a_config_file_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        f'_BASE_: "{os.path.join(ROOT, "configs", "csgr_frcnn_r50.yaml")}"\n'
+        "SOLVER:\n  MAX_ITER: 'long'\n"
+    )
+    with pytest.raises(ConfigTypeError, match=r"bad\.yaml: Type mismatch .* SOLVER\.MAX_ITER$"):
+        load_config(str(bad))

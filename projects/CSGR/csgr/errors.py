@@ -49,6 +49,10 @@ class UnfinishedRunError(UserInputError, ValueError):
     """A release asked of a run that has not finished training."""
 
 
+class ConfigTypeError(UserInputError, ValueError):
+    """A config file or opt gives a key a value of another type than its default's."""
+
+
 class NoSpaceLeftError(UserInputError, OSError):
     """A file could not be written because its device is full; the message names the path."""
 

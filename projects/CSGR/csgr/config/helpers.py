@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 from detectron2.config import CfgNode, get_cfg
 
+from ..errors import ConfigTypeError
 from .defaults import add_csgr_config
 
 __all__ = ["resolve_path", "load_config", "detector_meta_arch", "num_classes"]
@@ -47,6 +48,8 @@ def load_config(config_file: str, opts: Sequence[str] = ()) -> CfgNode:
     Raises:
         FileNotFoundError: naming the config file.
         KeyError: naming the config file, when it holds a key unknown to Detectron2 and CSGR.
+        ConfigTypeError: naming the key and where its value came from, when the value's type is
+            not its default's (yacs's type check; e.g. ``0`` for a float key).
     """
     if not os.path.isfile(config_file):
         raise FileNotFoundError(
@@ -59,12 +62,29 @@ def load_config(config_file: str, opts: Sequence[str] = ()) -> CfgNode:
         cfg.merge_from_file(config_file)
     except KeyError as e:
         raise KeyError(f"{config_file}: {e}") from e
+    except ValueError as e:
+        raise _type_error(e, config_file) from e
     config_dir = os.path.dirname(os.path.abspath(config_file))
     teacher = cfg.MODEL.DISTILL.TEACHER
     for key in _PATH_KEYS:
         teacher[key] = resolve_path(teacher[key], config_dir)
-    cfg.merge_from_list(list(opts))
+    try:
+        cfg.merge_from_list(list(opts))
+    except ValueError as e:
+        raise _type_error(e, "the command line's KEY VALUE opts") from e
     return cfg
+
+
+def _type_error(error: ValueError, source: str) -> Exception:
+    """yacs's type-mismatch ``error`` as a :class:`ConfigTypeError` naming ``source``, with a hint
+    for the usual case, an integer given for a float key; other errors unchanged."""
+    message = str(error)
+    if not message.startswith("Type mismatch"):
+        return error
+    hint = ""
+    if "<class 'float'> vs. <class 'int'>" in message:
+        hint = " (the key takes a float: write the number with a decimal point, e.g. 0.0)"
+    return ConfigTypeError(f"{source}: {message}{hint}")
 
 
 def detector_meta_arch(cfg: CfgNode) -> str:
