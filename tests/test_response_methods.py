@@ -19,7 +19,7 @@ from csgr.modeling.losses import DistillBatch
 from csgr.modeling.losses.attention import SpatialAttention
 from csgr.modeling.losses.dkd import DKDLoss, decoupled_kd_terms
 from csgr.modeling.losses.ikd import IKDLoss
-from csgr.modeling.losses.pcd import PCDLoss
+from csgr.modeling.losses.pcd import PCD, PCDLoss
 from csgr.modeling.recorders import check_head_requirements
 
 RCNN, RETINA = "GeneralizedRCNN", "RetinaNet"
@@ -204,6 +204,10 @@ def test_pcd_zero_at_equality_no_gt_and_gradients():
 def test_pcd_quality_anchors_is_checked():
     with pytest.raises(ValueError, match="quality_anchors must be one of"):
         _pcd(quality_anchors="negative")
+    cfg = tiny_cfg("RetinaNet")
+    cfg.MODEL.DISTILL.PCD.QUALITY_ANCHORS = "negative"
+    with pytest.raises(ValueError, match=r"MODEL\.DISTILL\.PCD\.QUALITY_ANCHORS must be one of"):
+        PCD.build(cfg, build_model(cfg).backbone.output_shape(), {})
 
 
 def test_pcd_non_finite_student_boxes_are_a_divergence():

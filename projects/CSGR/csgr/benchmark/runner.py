@@ -64,10 +64,11 @@ def final_metrics(output_dir: str) -> Optional[Dict[str, float]]:
 
 
 def config_digest(run: Run) -> str:
-    """SHA-256 of the run's full merged config (``_BASE_`` files and opts resolved; the keys of
-    :data:`KEYS_ADDED_LATER` left out where they hold their earlier value or their method does not
-    run) and of the content of
-    ``run.depends_on``."""
+    """SHA-256 of the run's full merged config and of the content of ``run.depends_on``.
+
+    The config has its ``_BASE_`` files and opts resolved; the keys of :data:`KEYS_ADDED_LATER`
+    are left out where they hold their earlier value or their method does not run.
+    """
     cfg = load_config(run.config_file, ["OUTPUT_DIR", run.output_dir, *run.opts])
     for key, (earlier_value, method) in KEYS_ADDED_LATER.items():
         *parents, leaf = key.split(".")

@@ -251,7 +251,7 @@ class ProgressBoard:
         """
         row = self.rows[key]
         if row.started is None and row.state != "pending":  # reused: no iteration to show
-            recorded = " (recorded)" if row.state in ("failed", "diverged") else ""
+            recorded = " (recorded)" if row.state == "diverged" else ""
             return f"[{row.name}] {row.describe()}{recorded}"
         pct = 100.0 * row.iteration / max(row.total, 1)
         job = format_seconds(self.job_eta())

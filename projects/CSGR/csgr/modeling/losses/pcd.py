@@ -28,8 +28,8 @@ edge distributions, so here:
   features, not its scores. Its predictions on negative anchors are never used, so by default
   they are not trained; ``quality_anchors="all"`` trains them towards 0 as GFL's quality focal
   loss does (the sum over every non-ignored anchor, still divided by the positives: about 150k
-  anchors over a few hundred positives on the coral images, a step that runs away within 30
-  iterations at LR 0.01, BENCHMARKS section 5).
+  anchors over a few hundred positives on the coral images, a step that ran away within 30
+  iterations, during the warm-up to LR 0.01: BENCHMARKS section 5).
 
 Left out: SDGQP's distribution statistics (no distribution head), any change of the student's
 head or of its inference scores, and the paper's own loss weights (the abstract gives none; the
@@ -319,6 +319,14 @@ class PCD(DistillMethod):
                 f"(widths {sorted(channels)}, anchors per position {sorted(num_anchors)})"
             )
         pcd_cfg = cls.node(cfg)
+        for key, allowed in (
+            ("LOC_LOSS_TYPE", LOC_LOSS_TYPES),
+            ("QUALITY_ANCHORS", QUALITY_ANCHORS),
+        ):
+            if pcd_cfg[key] not in allowed:
+                raise ValueError(
+                    f"MODEL.DISTILL.PCD.{key} must be one of {allowed}, got {pcd_cfg[key]!r}"
+                )
         matcher = Matcher(
             cfg.MODEL.RETINANET.IOU_THRESHOLDS,
             cfg.MODEL.RETINANET.IOU_LABELS,
