@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Sequence
 
 import torch
 from detectron2.utils.events import EventStorage
+from torch.nn.utils import get_total_norm
 
 from ..engine.nan_guard import NonFiniteLossError
 
@@ -45,9 +46,8 @@ class TraceRow:
 
 
 def _norm(tensors: Sequence[torch.Tensor]) -> float:
-    if not tensors:
-        return 0.0
-    return float(torch.linalg.vector_norm(torch.stack([t.detach().norm() for t in tensors])))
+    """The L2 norm of all ``tensors`` as one vector (0 for none)."""
+    return float(get_total_norm([t.detach() for t in tensors]))
 
 
 def _parameter_groups(model, prefixes: Sequence[str]) -> Dict[str, List[torch.nn.Parameter]]:
