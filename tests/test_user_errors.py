@@ -27,13 +27,13 @@ from test_release import make_distill_run, write_metrics
 from tiny_models import ROOT, distill_cfg, load_tool, random_batch, tiny_cfg
 
 import csgr  # noqa: F401
+from csgr.config import load_config
 from csgr.config.reliability import add_reliability_config
 from csgr.data.box_checks import sanitize_boxes
 from csgr.data.mapper import CheckedDatasetMapper
 from csgr.engine import argument_parser, setup_cfg
 from csgr.engine import checkpoint as checkpoint_module
 from csgr.engine.checkpoint import AtomicCheckpointer, atomic_write
-from csgr.config import load_config
 from csgr.errors import ConfigChangedError, ConfigTypeError, NoSpaceLeftError, UnfinishedRunError
 from csgr.modeling.teacher_missing import train_teacher_command
 from csgr.release import release_student
