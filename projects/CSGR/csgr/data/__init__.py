@@ -6,6 +6,7 @@ from .datasets import (
     datasets_root,
     ensure_shapes_dataset,
     generate_shapes_dataset,
+    register_coco_dataset,
     sample_balanced_subset,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "datasets_root",
     "ensure_shapes_dataset",
     "generate_shapes_dataset",
+    "register_coco_dataset",
     "sample_balanced_subset",
 ]

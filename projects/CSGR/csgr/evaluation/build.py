@@ -1,8 +1,9 @@
 """Choosing a Detectron2 evaluator from a dataset's ``evaluator_type``."""
 
 from detectron2.data import MetadataCatalog
-from detectron2.evaluation import COCOEvaluator, DatasetEvaluator
+from detectron2.evaluation import DatasetEvaluator
 
+from .coco import CocoEvaluator
 from .voc import TolerantPascalVOCEvaluator
 
 __all__ = ["EVALUATOR_TYPES", "evaluator_type", "build_evaluator"]
@@ -30,8 +31,9 @@ def evaluator_type(dataset_name: str, guess: bool = False) -> str:
 def build_evaluator(cfg, dataset_name: str, output_folder: str = None) -> DatasetEvaluator:
     """The evaluator for a registered dataset, by its metadata's ``evaluator_type``.
 
-    "coco" uses :class:`COCOEvaluator` on boxes (through pycocotools when Detectron2 has no
-    compiled ``_C``); "pascal_voc" uses Detectron2's :class:`PascalVOCDetectionEvaluator` through
+    "coco" uses Detectron2's :class:`COCOEvaluator` on boxes (through pycocotools when Detectron2
+    has no compiled ``_C``) through :class:`.coco.CocoEvaluator` (annotation id 0 and
+    categories without a class or a box handled); "pascal_voc" uses Detectron2's :class:`PascalVOCDetectionEvaluator` through
     :class:`.voc.TolerantPascalVOCEvaluator` (VOC2007 11-point metric for 2007 splits, AP50
     reported as "AP50"; VOC files written by annotation tools accepted).
 
@@ -40,7 +42,7 @@ def build_evaluator(cfg, dataset_name: str, output_folder: str = None) -> Datase
     """
     kind = evaluator_type(dataset_name)
     if kind == "coco":
-        return COCOEvaluator(dataset_name, tasks=("bbox",), output_dir=output_folder)
+        return CocoEvaluator(dataset_name, tasks=("bbox",), output_dir=output_folder)
     if kind == "pascal_voc":
         return TolerantPascalVOCEvaluator(dataset_name)
     raise ValueError(

@@ -11,7 +11,7 @@ import math
 from collections import Counter
 from typing import List, Optional
 
-__all__ = ["read_coco_json", "coco_json_problems"]
+__all__ = ["read_coco_json", "coco_json_problems", "coco_json_notes"]
 
 _SHOWN = 10
 
@@ -89,3 +89,45 @@ def coco_json_problems(json_file: str, coco: Optional[dict] = None) -> List[str]
             f"(annotation ids {_shown(bad)})"
         )
     return problems
+
+
+def coco_json_notes(json_file: str, thing_classes: List[str], coco: Optional[dict] = None):
+    """What in a loadable COCO instances file Detectron2 or pycocotools read differently from
+    what the user meant, and how CSGR handles it.
+
+    Args:
+        json_file: the file (named in every message).
+        thing_classes: the classes the dataset is registered with.
+        coco: its content if already read.
+
+    Returns:
+        One message per finding: annotation id 0 (``labelme2coco.py`` numbers from 0), a
+        background category (``_background_``) that is one of ``thing_classes`` with no box.
+    """
+    from ...evaluation.coco import has_zero_annotation_id  # the evaluator renumbers them
+    from ..datasets.user_coco import BACKGROUND_CATEGORIES
+
+    try:
+        coco = read_coco_json(json_file) if coco is None else coco
+    except ValueError:
+        return []
+    notes = []
+    if has_zero_annotation_id(coco):
+        notes.append(
+            f"{json_file}: an annotation has id 0 (annotation tools such as labelme2coco.py "
+            "number from 0): pycocotools takes id 0 for 'no match', so Detectron2's "
+            "COCOEvaluator would count a detection of that box as a false positive; CSGR's "
+            "evaluator renumbers the annotations 1..N"
+        )
+    used = {a.get("category_id") for a in coco["annotations"] if isinstance(a, dict)}
+    for c in coco["categories"]:
+        if c.get("name") in BACKGROUND_CATEGORIES and c["name"] in thing_classes:
+            if c.get("id") not in used:
+                notes.append(
+                    f"{json_file}: category {c['name']!r} (id {c.get('id')}) has no box but is "
+                    f"class {thing_classes.index(c['name'])} of the {len(thing_classes)} "
+                    "thing_classes (NUM_CLASSES must count it; a demo may label a box with it): "
+                    "register the dataset with csgr.data.register_coco_dataset, which leaves "
+                    "it out (docs/WORKFLOW.md, section 2.1)"
+                )
+    return notes

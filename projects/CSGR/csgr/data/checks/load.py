@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ...errors import DatasetFileError
-from .coco_files import coco_json_problems
+from .coco_files import coco_json_notes, coco_json_problems
 from .voc_files import VocFile, read_voc_file, voc_split_files
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "dataset_source",
     "voc_files",
     "annotation_problems",
+    "annotation_notes",
     "named_load_errors",
 ]
 
@@ -92,6 +93,18 @@ def annotation_problems(name: str, first_only: bool = False) -> List[str]:
     except FileNotFoundError as e:
         return [str(e)]
     return [f"{f.path}: {f.error}" for f in files if f.error]
+
+
+def annotation_notes(name: str) -> List[str]:
+    """What Detectron2 or pycocotools would read differently from what a registered COCO
+    dataset's file means, and how CSGR handles it (see :func:`.coco_files.coco_json_notes`);
+    [] for other datasets."""
+    if dataset_format(name) != "coco":
+        return []
+    meta = MetadataCatalog.get(name)
+    if not os.path.isfile(meta.json_file):
+        return []
+    return coco_json_notes(meta.json_file, list(meta.get("thing_classes", [])))
 
 
 def _files_exist(name: str) -> bool:

@@ -16,7 +16,14 @@ from detectron2.utils.file_io import PathManager
 
 from ..box_checks import _check_box
 from ..mapper import BadImageError, read_image_checked
-from .load import annotation_problems, dataset_format, dataset_source, named_load_errors, voc_files
+from .load import (
+    annotation_notes,
+    annotation_problems,
+    dataset_format,
+    dataset_source,
+    named_load_errors,
+    voc_files,
+)
 from .voc_files import VocFile, unsafe_class_names
 
 __all__ = ["DatasetReport", "check_dataset", "missing_images", "examples"]
@@ -193,6 +200,7 @@ def check_dataset(
             dicts = DatasetCatalog.get(name)
     except Exception as e:  # a user's loader may raise anything; report it
         report.source = dataset_source(name)
+        report.evaluator_type = MetadataCatalog.get(name).get("evaluator_type", None)
         report.errors += annotation_problems(name) or [f"loading failed: {type(e).__name__}: {e}"]
         return report
     report.source = dataset_source(name)
@@ -203,6 +211,7 @@ def check_dataset(
         report.errors += [f"{f.path}: {f.error}" for f in files if f.error]
     else:
         report.errors += annotation_problems(name)  # what the loader tolerated, e.g. orphans
+        report.notes += annotation_notes(name)
     _check_records(report, dicts, name, num_classes)
     _check_images(report, dicts, read_images, skip_bad_images)
     if report.evaluator_type not in ("coco", "pascal_voc"):

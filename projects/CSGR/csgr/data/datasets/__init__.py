@@ -11,13 +11,16 @@ from .shapes import (
     generate_shapes_dataset,
 )
 from .shapes_generate import SHAPES_CATEGORIES
+from .user_coco import BACKGROUND_CATEGORIES, register_coco_dataset
 
 __all__ = [
+    "BACKGROUND_CATEGORIES",
     "DEFAULT_SHAPES_PARAMS",
     "SHAPES_CATEGORIES",
     "SHAPES_DIRNAME",
     "datasets_root",
     "ensure_shapes_dataset",
     "generate_shapes_dataset",
+    "register_coco_dataset",
     "sample_balanced_subset",
 ]
