@@ -250,3 +250,33 @@ def test_cli_generates_and_refuses_to_overwrite(tmp_path):
         script.main(args)
     script.main(args + ["--force", "--format", "png"])
     assert os.listdir(tmp_path / "csgr_shapes" / "val") == ["000000.png"]
+
+
+def test_test_split_is_added_with_the_folder_params_and_train_val_kept(root):
+    folder = root / "csgr_shapes"
+    params = dict(TINY, num_val=3, image_size=64, min_extent=12.0, max_objects=3)
+    generate_shapes_dataset(str(folder), **params)
+    before = _files(folder)
+    test = DatasetCatalog.get("csgr_shapes_test")
+    assert len(test) == 3  # as many as val, drawn with the folder's parameters
+    assert all(r["height"] == r["width"] == 64 for r in test)
+    after = _files(folder)
+    assert {k: v for k, v in after.items() if k in before} == before  # train and val untouched
+    added = sorted(set(after) - set(before))
+    assert added == ["annotations/instances_test.json"] + [f"test/{i:06d}.jpg" for i in range(3)]
+    assert not [n for n in os.listdir(folder) if n.startswith(".")]  # no temporary folder left
+    val = _load(str(folder), "val")
+    assert [a["bbox"] for a in _load(str(folder), "test")["annotations"]] != [
+        a["bbox"] for a in val["annotations"]
+    ]  # its own random stream, not a copy of val
+    assert MetadataCatalog.get("csgr_shapes_test").evaluator_type == "coco"
+
+    # the same parameters give the same bytes; a folder generated again loses its test split
+    other = root / "other"
+    generate_shapes_dataset(str(other), **params)
+    shapes_module.ensure_shapes_test_split(str(other))
+    assert _files(other) == after
+    generate_shapes_dataset(str(folder), **params, overwrite=True)
+    assert not (folder / "test").exists()
+    DatasetCatalog.get("csgr_shapes_test")
+    assert _files(folder) == after

@@ -9,7 +9,7 @@ Names:
     voc_{2007,2012}_{train,val,trainval},    PASCAL VOC, Detectron2's names, 20 classes,
     voc_2007_test                            PASCAL VOC eval
     minicoco_train (+ coco_2017_val)         MiniCOCO, 80 COCO classes, COCO eval
-    csgr_shapes_{train,val}                  offline generated shapes, 8 classes, COCO eval
+    csgr_shapes_{train,val,test}             offline generated shapes, 8 classes, COCO eval
     coral_{train,val}                        tiles of a coral orthomosaic, 4 classes, COCO eval
 """
 

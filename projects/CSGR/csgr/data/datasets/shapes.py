@@ -6,12 +6,18 @@ Layout (``$DETECTRON2_DATASETS/csgr_shapes/`` for the registered names)::
         generator.json                   # generator version and parameters
         annotations/instances_{train,val}.json
         train/000000.jpg ...  val/000000.jpg ...
+        annotations/instances_test.json  test/000000.jpg ...   # added on first load of the test split
 
 ``csgr_shapes_train`` and ``csgr_shapes_val`` generate the folder with
 ``DEFAULT_SHAPES_PARAMS`` the first time they are loaded, if it is missing; a file lock keeps
 concurrent processes (e.g. DDP workers) from generating twice, and the folder appears
 atomically (written to a temporary sibling, then ``os.replace``). ``datasets/generate_shapes.py``
 generates it with other parameters.
+
+``csgr_shapes_test`` is a third split, for reporting what was chosen on ``csgr_shapes_val``: the
+first time it is loaded it is added to the folder, drawn with the folder's own parameters
+(``generator.json``) from an independent random stream, as many images as the val split. Train and
+val are left as they are, so models trained before it existed are evaluated on it as they are.
 """
 
 import json
@@ -33,6 +39,7 @@ __all__ = [
     "SHAPES_SPLITS",
     "generate_shapes_dataset",
     "ensure_shapes_dataset",
+    "ensure_shapes_test_split",
     "load_shapes",
     "register_all_shapes",
 ]
@@ -40,7 +47,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SHAPES_DIRNAME = "csgr_shapes"
-SHAPES_SPLITS = {"csgr_shapes_train": "train", "csgr_shapes_val": "val"}
+SHAPES_SPLITS = {
+    "csgr_shapes_train": "train",
+    "csgr_shapes_val": "val",
+    "csgr_shapes_test": "test",
+}
 # What the catalogs generate when the folder is missing (the CLI's defaults too): objects of 16
 # to 64 px, at most 4 an image, no clutter, so that detectors trained from scratch on a 2-core
 # CPU learn within minutes. ``generate_shapes_dataset``'s own defaults draw a harder set.
@@ -169,19 +180,61 @@ def ensure_shapes_dataset(output_dir: Optional[str] = None) -> str:
     return output_dir
 
 
+def ensure_shapes_test_split(output_dir: str) -> None:
+    """
+    Add the test split to a shapes folder (from :func:`ensure_shapes_dataset`) unless it is there.
+
+    The split is drawn with the parameters of the folder's ``generator.json`` (seed, image size,
+    render parameters) from its own random stream, ``num_val`` images. It is written to a
+    temporary folder and moved in, images first and the annotation file last, so a present
+    ``annotations/instances_test.json`` means a complete split. Safe to call from concurrent
+    processes. A folder generated again (:func:`generate_shapes_dataset`) loses its test split,
+    which is then drawn again with the new parameters.
+
+    Args:
+        output_dir (str): a complete shapes folder of the current generator version.
+    """
+    json_file = os.path.join(output_dir, "annotations", "instances_test.json")
+    if os.path.isfile(json_file):
+        return
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    lock_path = os.path.join(parent, f".{os.path.basename(output_dir)}.lock")
+    with portalocker.Lock(lock_path, mode="a", timeout=_LOCK_TIMEOUT_S):
+        if os.path.isfile(json_file):  # another process added it meanwhile
+            return
+        with open(os.path.join(output_dir, PARAMS_FILE)) as f:
+            params = dict(json.load(f)["params"])
+        seed, size, num = params.pop("seed"), params.pop("image_size"), params.pop("num_val")
+        params.pop("num_train")
+        tmp = tempfile.mkdtemp(prefix=".test.tmp-", dir=output_dir)
+        try:
+            write_split(tmp, "test", num, seed, size, **params)
+            images = os.path.join(output_dir, "test")
+            if os.path.exists(images):  # left by an interrupted earlier attempt
+                shutil.rmtree(images)
+            os.replace(os.path.join(tmp, "test"), images)
+            os.replace(os.path.join(tmp, "annotations", "instances_test.json"), json_file)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    logger.info(f"Added the test split ({num} images) to {output_dir}")
+
+
 def load_shapes(dataset_name: str) -> List[dict]:
     """
-    Load ``csgr_shapes_train`` or ``csgr_shapes_val``, generating the data first if missing.
+    Load ``csgr_shapes_train``, ``csgr_shapes_val`` or ``csgr_shapes_test``, generating the data
+    first if missing.
 
     Returns:
         list[dict]: Detectron2 dataset dicts (``bbox_mode`` XYWH_ABS, ``category_id`` 0..K-1).
     """
     split = SHAPES_SPLITS[dataset_name]
     output_dir = ensure_shapes_dataset()
+    if split == "test":
+        ensure_shapes_test_split(output_dir)
     json_file = os.path.join(output_dir, "annotations", f"instances_{split}.json")
     return load_coco_checked(dataset_name, json_file, os.path.join(output_dir, split))
 
 
 def register_all_shapes() -> None:
-    """Register ``csgr_shapes_{train,val}``; touches no file (generation happens on load)."""
+    """Register ``csgr_shapes_{train,val,test}``; touches no file (generation happens on load)."""
     register_generated_splits(SHAPES_SPLITS, load_shapes, SHAPES_CATEGORIES, SHAPES_DIRNAME)

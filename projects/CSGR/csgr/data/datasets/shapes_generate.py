@@ -35,7 +35,7 @@ __all__ = ["GENERATOR_VERSION", "SHAPES_CATEGORIES", "render_image", "write_spli
 
 GENERATOR_VERSION = 2  # 2: max_clutter, generator.json stamp
 SHAPES_CATEGORIES = [{"id": i + 1, "name": n} for i, n in enumerate(SHAPE_CLASSES)]
-_SPLIT_CODES = {"train": 0, "val": 1}
+_SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 _MAX_TRIES = 20
 _MIN_CONTRAST = 90.0  # min RGB distance between an object and the background under it
 
@@ -158,7 +158,7 @@ def write_split(
     ``out_dir/annotations/instances_{split}.json``.
 
     Args:
-        split (str): "train" or "val" (selects an independent random stream).
+        split (str): "train", "val" or "test" (each selects an independent random stream).
         image_format (str): "jpg" (quality 95) or "png".
         render_kwargs: passed to :func:`render_image`.
 
