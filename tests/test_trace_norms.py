@@ -56,3 +56,36 @@ def test_trace_stops_at_a_divergence_and_names_missing_prefixes(shapes):
     assert len(rows) < 6 and not any(r.diverged for r in rows[:-1])
     with pytest.raises(ValueError, match=r"no trainable parameter name starts with \['head'\]"):
         tool.main([*base, "--params", "backbone,head", *opts])
+
+
+def test_per_term_gradient_norms(shapes):
+    teacher_cfg = load_config(f"{ROOT}/configs/Shapes/faster_rcnn_R_34_FPN.yaml")
+    torch.manual_seed(0)
+    weights = shapes / "teacher.pth"
+    torch.save({"model": build_detector(teacher_cfg).state_dict()}, weights)
+    classifiers = "distill_losses.CSGR.classifiers"
+    argv = ["--config-file", f"{ROOT}/configs/Shapes/csgr_frcnn_r18_r34.yaml", "--iters", "3"]
+    argv += ["--params", f"{classifiers},student.roi_heads.box_head", "--per-term", "2"]
+    argv += ["OUTPUT_DIR", str(shapes / "out"), "MODEL.DISTILL.TEACHER.WEIGHTS", str(weights)]
+    rows = load_tool("trace_norms").main(argv + SMALL)
+    assert [bool(r.term_grad_norm) for r in rows] == [True, False, True]  # iterations 0 and 2
+    terms = rows[0].term_grad_norm
+    assert {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_csgr_cat", "loss_csgr_rel"} <= set(
+        terms
+    )
+    levels = [f"fpn.{k}" for k in ("p2", "p3", "p4", "p5", "p6")]
+    assert list(terms["loss_csgr_rel"]) == [classifiers, "student.roi_heads.box_head", *levels]
+    for row in (rows[0], rows[2]):
+        by_term = row.term_grad_norm
+        # the classifiers learn from the category term alone; the box head from the detection
+        assert by_term["loss_csgr_cat"][classifiers] == pytest.approx(
+            row.grad_norm[classifiers], rel=1e-5
+        )
+        assert by_term["loss_cls"][classifiers] == 0 and by_term["loss_csgr_rel"][classifiers] == 0
+        assert by_term["loss_csgr_cat"]["student.roi_heads.box_head"] == 0
+        assert by_term["loss_cls"]["student.roi_heads.box_head"] > 0
+        assert all(by_term["loss_csgr_rel"][k] > 0 for k in levels)
+    # the step is the same with and without the per-term measurement
+    argv[argv.index("--per-term") + 1] = "0"
+    plain = load_tool("trace_norms").main(argv + SMALL)
+    assert [r.losses for r in plain] == [r.losses for r in rows]

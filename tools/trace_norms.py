@@ -7,6 +7,9 @@ starts (see csgr/benchmark/trace_norms.py).
         --iters 40 --params distill_losses,student.backbone,student.head SEED 2 \\
         MODEL.DISTILL.TEACHER.WEIGHTS output/coral/retinanet/teacher/seed1/model_final.pth
 
+``--per-term N`` adds, every N iterations, the gradient norm of each loss term alone on each
+group and on each student FPN level: which term pulls where.
+
 Trains in this process (one process, the config's device), writes nothing but what the Trainer
 writes to OUTPUT_DIR (its log and config), evaluates nothing; exits with status 3 if training
 diverged, as tools/train_net.py does.
@@ -29,6 +32,14 @@ def parse_args(argv=None):
         default="distill_losses,student.backbone,student",
         help="comma-separated parameter-name prefixes, each traced as one group",
     )
+    parser.add_argument(
+        "--per-term",
+        type=int,
+        default=0,
+        metavar="N",
+        help="every N iterations, also the gradient norm of each loss term alone on each group "
+        "and each student FPN level (0: never)",
+    )
     args = parser.parse_args(argv)
     if args.num_gpus != 1 or args.resume or args.eval_only:
         parser.error(
@@ -43,7 +54,7 @@ def main(argv=None):
     print("python tools/trace_norms.py " + shlex.join(sys.argv[1:] if argv is None else argv))
     trainer = Trainer(setup_cfg(args))
     trainer.resume_or_load(resume=False)
-    rows = trace_norms(trainer, args.iters, args.params.split(","))
+    rows = trace_norms(trainer, args.iters, args.params.split(","), per_term_every=args.per_term)
     return rows
 
 
