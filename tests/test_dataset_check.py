@@ -7,6 +7,7 @@ are the ones users report (syntax errors, unknown category ids, unknown class, b
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -23,6 +24,11 @@ from tiny_models import ROOT, tiny_cfg
 import csgr  # noqa: F401
 from csgr.config.reliability import add_reliability_config
 from csgr.data.checks import check_before_training, check_dataset
+from csgr.data.checks.before_training import (
+    ClassCountError,
+    MissingImageError,
+    check_num_classes,
+)
 from csgr.engine import Trainer
 from csgr.errors import DatasetFileError
 from csgr.evaluation import build_evaluator
@@ -275,3 +281,47 @@ def test_check_dataset_tool(tmp_path):
     assert failed.returncode == 1
     assert "img_001.xml: object 1: class 'persn'" in failed.stdout
     assert "errors in ['my_bad']" in failed.stdout
+
+
+@pytest.mark.parametrize("arch", ["GeneralizedRCNN", "RetinaNet"])
+@pytest.mark.parametrize("distilled", [False, True])
+def test_too_few_classes_refused_before_training(tmp_path, restore_catalogs, arch, distilled):
+    """NUM_CLASSES below the dataset's class count would train the last classes as background:
+    refused for the training set (its ids) and the test sets, naming the key and the dataset."""
+    cats = [{"id": i + 1, "name": n} for i, n in enumerate("abc")]
+    name, _ = _coco(tmp_path, f"test_check_classes_{arch}_{distilled}", cats, [1, 2, 3])
+    cfg = tiny_cfg(arch, num_classes=2)
+    add_reliability_config(cfg)
+    if distilled:  # a Distiller config: the student's key
+        cfg.MODEL.META_ARCHITECTURE = "Distiller"
+        cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = arch
+    cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (name,), (name,)
+    key = "MODEL.RETINANET.NUM_CLASSES" if arch == "RetinaNet" else "MODEL.ROI_HEADS.NUM_CLASSES"
+    expected = f"{key} is 2 but dataset '{name}' (DATASETS.TRAIN) has 3 classes"
+    with pytest.raises(ClassCountError, match=re.escape(expected)):
+        Trainer.build_train_loader(cfg)
+    with pytest.raises(ClassCountError, match=re.escape(f"'{name}' (DATASETS.TEST) has 3")):
+        check_before_training(cfg)
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = cfg.MODEL.RETINANET.NUM_CLASSES = 3
+    Trainer.build_train_loader(cfg)
+    check_before_training(cfg)
+
+
+def test_too_few_classes_by_category_ids(restore_catalogs):
+    """A dataset registered without thing_classes is checked by its category ids."""
+    DatasetCatalog.register("test_check_ids_only", lambda: [])
+    cfg = tiny_cfg(num_classes=2)
+    dicts = [{"annotations": [{"category_id": 0}, {"category_id": 4}]}]
+    with pytest.raises(ClassCountError, match=r"use category ids \[4\] \(ids must be in \[0, 2\)"):
+        check_num_classes(cfg, ["test_check_ids_only"], "DATASETS.TRAIN", dicts)
+
+
+def test_empty_test_image_fails_before_training(tmp_path, restore_catalogs):
+    """A 0-byte image of a test set is named before the first iteration (not after training,
+    when the evaluation reads it); of the training set too."""
+    name, _ = _coco(tmp_path, "test_check_empty_image", [{"id": 1, "name": "a"}], [1])
+    (tmp_path / "images" / "a.jpg").write_bytes(b"")
+    with pytest.raises(DatasetFileError, match=r"a\.jpg \(empty file\)"):
+        check_before_training(_train_cfg(name, [name]))
+    with pytest.raises(MissingImageError, match=r"a\.jpg' is empty"):
+        Trainer.build_train_loader(_train_cfg(name))

@@ -168,7 +168,14 @@ def test_empty_methods_skip_the_teacher(tmp_path, caplog):
     assert losses and not [k for k in losses if k.startswith(("loss_csgr", "loss_distill"))]
 
 
-def test_resume_after_changing_methods_says_the_config_changed(tmp_path):
+@pytest.mark.parametrize(
+    "before, after",
+    [(["CSGR"], []), (["CSGR"], ["CSGR", "PKD"]), (["CSGR"], ["PKD"]), (["PKD"], ["CSGR"])],
+)
+def test_resume_after_changing_methods_says_the_config_changed(tmp_path, before, after):
+    """Any change of the methods is refused before anything is loaded, naming both lists, also
+    where the optimizer state would fit (PKD has no parameters)."""
+
     def build(methods):
         cfg = distill_cfg(str(tmp_path))
         cfg.MODEL.DISTILL.METHODS = methods
@@ -176,12 +183,32 @@ def test_resume_after_changing_methods_says_the_config_changed(tmp_path):
         optimizer = build_optimizer(cfg, model)
         return AtomicCheckpointer(model, str(tmp_path / "run"), optimizer=optimizer)
 
-    build(["CSGR"]).save("model_0000001", iteration=1)
+    build(before).save("model_0000001", iteration=1)
+    resumed = build(after)
+    weights = {k: v.clone() for k, v in resumed.model.state_dict().items()}
     with pytest.raises(ConfigChangedError) as e:
-        build([]).resume_or_load("", resume=True)
+        resumed.resume_or_load("", resume=True)
     message = str(e.value)
-    assert "the config changed since the checkpoint" in message
-    assert "model_0000001.pth" in message and "['CSGR']" in message and "of []" in message
+    assert "the config changed since the checkpoint" in message and "model_0000001.pth" in message
+    assert f"trained with the methods {before}" in message
+    assert f"MODEL.DISTILL.METHODS is {after}" in message
+    state = resumed.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in weights.items())  # nothing was loaded
+    assert build(before).resume_or_load("", resume=True)["iteration"] == 1  # same: resumes
+
+
+def test_resume_of_an_older_checkpoint_compares_the_modules(tmp_path):
+    """A checkpoint that does not store its methods is compared by its distillation weights."""
+    cfg = distill_cfg(str(tmp_path))
+    model = build_model(cfg)
+    torch.save({"model": model.state_dict(), "iteration": 1}, tmp_path / "model_0000001.pth")
+    (tmp_path / "last_checkpoint").write_text("model_0000001.pth")
+    cfg.MODEL.DISTILL.METHODS = ["PKD"]
+    with pytest.raises(
+        ConfigChangedError,
+        match=r"modules of \['CSGR'\], the config's MODEL.DISTILL.METHODS is \['PKD'\]",
+    ):
+        AtomicCheckpointer(build_model(cfg), str(tmp_path)).resume_or_load("", resume=True)
 
 
 def test_full_disk_names_the_path(tmp_path, monkeypatch):

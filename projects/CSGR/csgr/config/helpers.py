@@ -14,7 +14,7 @@ from detectron2.config import CfgNode, get_cfg
 from ..errors import ConfigTypeError
 from .defaults import add_csgr_config
 
-__all__ = ["resolve_path", "load_config", "detector_meta_arch", "num_classes"]
+__all__ = ["resolve_path", "load_config", "detector_meta_arch", "num_classes", "num_classes_key"]
 
 # keys holding paths that a config file may give relative to its own folder
 _PATH_KEYS = ("CONFIG_FILE", "WEIGHTS")
@@ -93,6 +93,13 @@ def detector_meta_arch(cfg: CfgNode) -> str:
     if arch == "Distiller":
         return cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
     return arch
+
+
+def num_classes_key(cfg: CfgNode) -> str:
+    """The key that holds the class count of the detector a config describes."""
+    if detector_meta_arch(cfg) == "RetinaNet":
+        return "MODEL.RETINANET.NUM_CLASSES"
+    return "MODEL.ROI_HEADS.NUM_CLASSES"
 
 
 def num_classes(cfg: CfgNode) -> int:

@@ -23,7 +23,7 @@ from detectron2.data.samplers import InferenceSampler
 from detectron2.utils import comm
 
 from .box_checks import sanitize_boxes
-from .checks.before_training import check_train_images
+from .checks.before_training import check_num_classes, check_train_images
 from .checks.load import named_load_errors
 from .mapper import CheckedDatasetMapper
 from .samplers import ResumableTrainingSampler
@@ -45,6 +45,7 @@ def _train_dataset_dicts(cfg):
         )
     if isinstance(dicts, torchdata.Dataset):
         return dicts  # a user's torch Dataset: its boxes are its own business
+    check_num_classes(cfg, cfg.DATASETS.TRAIN, "DATASETS.TRAIN", dicts)
     dicts, _ = sanitize_boxes(
         dicts, cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
     )

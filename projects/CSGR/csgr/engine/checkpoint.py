@@ -19,7 +19,13 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 from ..errors import ConfigChangedError, NoSpaceLeftError
-from .resume_check import config_changed_message, is_optimizer_mismatch
+from .resume_check import (
+    METHODS_KEY,
+    config_changed_message,
+    distill_methods,
+    is_optimizer_mismatch,
+    resume_mismatch,
+)
 
 __all__ = ["AtomicCheckpointer", "atomic_write", "device_full", "non_finite_tensors"]
 
@@ -106,21 +112,39 @@ class AtomicCheckpointer(DetectionCheckpointer):
     """
 
     def _load_model(self, checkpoint: Any):
-        self._checkpoint_keys = list(checkpoint.get("model", {}))
+        saved_keys = list(checkpoint.get("model", {}))
+        if getattr(
+            self, "_resuming", False
+        ):  # before anything is loaded: a refused resume changes nothing
+            parts = resume_mismatch(
+                checkpoint.get(METHODS_KEY),
+                distill_methods(self.model),
+                saved_keys,
+                self.model.state_dict().keys(),
+            )
+            if parts:
+                raise ConfigChangedError(config_changed_message(self._resume_path, parts))
+        self._checkpoint_keys = saved_keys
         return super()._load_model(checkpoint)
 
     def load(self, path: str, checkpointables: Optional[List[str]] = None) -> dict:
-        """Detectron2's ``load``; an optimizer state of other parameters (the config changed
-        since the checkpoint, e.g. ``MODEL.DISTILL.METHODS``) is a :class:`ConfigChangedError`
-        saying so."""
+        """Detectron2's ``load``. Loading every checkpointable (``--resume``) from a checkpoint
+        of other distillation methods or modules (the config changed since it was written, e.g.
+        ``MODEL.DISTILL.METHODS``) is a :class:`ConfigChangedError` saying so, raised before
+        anything is loaded; so is an optimizer state of other parameters."""
+        self._resuming, self._resume_path = checkpointables is None, path
         try:
             return super().load(path, checkpointables)
         except ValueError as e:
             if not is_optimizer_mismatch(e):
                 raise
             keys = self.model.state_dict().keys()
-            message = config_changed_message(path, getattr(self, "_checkpoint_keys", []), keys)
+            saved = getattr(self, "_checkpoint_keys", [])
+            parts = resume_mismatch(None, distill_methods(self.model), saved, keys)
+            message = config_changed_message(path, parts)
             raise ConfigChangedError(f"{message} (PyTorch: {e})") from e
+        finally:
+            self._resuming = False
 
     def _is_local(self) -> bool:
         return "://" not in str(self.save_dir)
@@ -143,6 +167,9 @@ class AtomicCheckpointer(DetectionCheckpointer):
                 f"infinite values ({shown}); last_checkpoint still names "
                 f"{self.get_checkpoint_file() or 'no checkpoint'!r}"
             )
+        methods = distill_methods(self.model)
+        if methods is not None:
+            kwargs[METHODS_KEY] = methods
         if not self._is_local():
             return super().save(name, **kwargs)
         data = {"model": model_state}

@@ -6,13 +6,22 @@ drawn; both fail (or warn, with ``DATALOADER.SKIP_BAD_IMAGES``) before training 
 """
 
 import logging
-from typing import List
+from typing import List, Optional, Sequence
 
+from detectron2.data import MetadataCatalog
+
+from ...config import num_classes, num_classes_key
 from ...errors import DatasetFileError, UserInputError
 from ..mapper import BadImageError
-from .report import DatasetReport, check_dataset, examples, missing_images
+from .report import DatasetReport, check_dataset, empty_images, examples, missing_images
 
-__all__ = ["MissingImageError", "check_before_training", "check_train_images"]
+__all__ = [
+    "ClassCountError",
+    "MissingImageError",
+    "check_before_training",
+    "check_num_classes",
+    "check_train_images",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -21,26 +30,70 @@ class MissingImageError(BadImageError, UserInputError):
     """Image files of the training set that do not exist, found before training."""
 
 
-def check_train_images(dicts: List[dict], names, skip_bad_images: bool) -> None:
-    """Before training: every image file of the training set exists.
+class ClassCountError(UserInputError, ValueError):
+    """A dataset has more classes than the model's ``NUM_CLASSES``."""
+
+
+def check_num_classes(cfg, names: Sequence[str], role: str, dicts: Optional[List[dict]] = None):
+    """Before training: the model predicts every class of the datasets ``names``.
+
+    A smaller ``NUM_CLASSES`` would train the classes beyond it as background (and never
+    predict them in evaluation) without a word.
+
+    Args:
+        cfg: the run's config (``MODEL.ROI_HEADS.NUM_CLASSES``, or ``MODEL.RETINANET.
+            NUM_CLASSES`` for a RetinaNet detector or student).
+        names: registered datasets (loaded: their metadata ``thing_classes`` is set).
+        role: where they come from, e.g. "DATASETS.TRAIN".
+        dicts: their loaded records, whose category ids are checked too.
 
     Raises:
-        MissingImageError: naming the first missing file and the count, unless
+        ClassCountError: naming the key, its value, the dataset and its classes.
+    """
+    limit, key = num_classes(cfg), num_classes_key(cfg)
+    for name in names:
+        classes = list(MetadataCatalog.get(name).get("thing_classes", []) or [])
+        if len(classes) > limit:
+            raise ClassCountError(
+                f"{key} is {limit} but dataset '{name}' ({role}) has {len(classes)} classes "
+                f"{classes}: classes {classes[limit:]} would be trained as background; set {key} "
+                f"{len(classes)} (teacher and student alike)"
+            )
+    ids = {a.get("category_id") for r in dicts or () for a in r.get("annotations", [])}
+    beyond = sorted(i for i in ids if isinstance(i, int) and i >= limit)
+    if beyond:
+        raise ClassCountError(
+            f"{key} is {limit} but the datasets {list(names)} ({role}) use category ids "
+            f"{beyond} (ids must be in [0, {limit})); set {key} to the number of classes"
+        )
+
+
+def check_train_images(dicts: List[dict], names, skip_bad_images: bool) -> None:
+    """Before training: every image file of the training set exists and is not empty.
+
+    Raises:
+        MissingImageError: naming the first missing or empty file and the counts, unless
             ``skip_bad_images`` (then a warning says how many will be skipped).
     """
-    missing = missing_images(dicts)
-    if not missing:
+    missing, empty = missing_images(dicts), empty_images(dicts)
+    if not missing and not empty:
         return
-    what = f"{len(missing)} image file(s) of the training set {list(names)} do not exist"
+    what = ", ".join(
+        f"{len(files)} image file(s) of the training set {list(names)} {verb}"
+        for files, verb in ((missing, "do not exist"), (empty, "are empty (0 bytes)"))
+        if files
+    )
+    bad = missing + empty
     if skip_bad_images:
         logger.warning(
             f"{what}; with DATALOADER.SKIP_BAD_IMAGES another image takes the place of each: "
-            + examples(missing)
+            + examples(bad)
         )
         return
+    first = f"{bad[0]!r} does not exist" if missing else f"{bad[0]!r} is empty"
     raise MissingImageError(
-        f"Image file {missing[0]!r} does not exist ({what}: {examples(missing)}); fix the paths "
-        "or set DATALOADER.SKIP_BAD_IMAGES True to train without them"
+        f"Image file {first} ({what}: {examples(bad)}); fix the paths or set "
+        "DATALOADER.SKIP_BAD_IMAGES True to train without them"
     )
 
 
@@ -62,6 +115,7 @@ def check_before_training(cfg) -> List[DatasetReport]:
                 + "; ".join(report.errors)
                 + " (python tools/check_dataset.py NAME prints a full report)"
             )
+        check_num_classes(cfg, [name], "DATASETS.TEST")
         for warning in report.warnings:
             logger.warning(f"Test set '{name}': {warning}")
         logger.info(

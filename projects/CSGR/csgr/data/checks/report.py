@@ -26,7 +26,7 @@ from .load import (
 )
 from .voc_files import VocFile, unsafe_class_names
 
-__all__ = ["DatasetReport", "check_dataset", "missing_images", "examples"]
+__all__ = ["DatasetReport", "check_dataset", "empty_images", "missing_images", "examples"]
 
 logger = logging.getLogger(__name__)
 
@@ -147,8 +147,16 @@ def missing_images(dicts: List[dict]) -> List[str]:
     return [p for p in paths if "://" not in p and not os.path.isfile(p)]
 
 
+def empty_images(dicts: List[dict]) -> List[str]:
+    """The local ``file_name`` of the dataset dicts that are files of 0 bytes."""
+    paths = (r.get("file_name", "") for r in dicts)
+    return [p for p in paths if "://" not in p and os.path.isfile(p) and not os.path.getsize(p)]
+
+
 def _check_images(report: DatasetReport, dicts, read_images: bool, skip_bad: bool) -> None:
     bad = [f"{p} (does not exist)" for p in missing_images(dicts)]
+    if not read_images:  # an empty file costs nothing to see
+        bad += [f"{p} (empty file)" for p in empty_images(dicts)]
     for record in dicts if read_images else ():
         path = record["file_name"]
         try:
@@ -181,7 +189,7 @@ def check_dataset(
     Args:
         name: the registered dataset.
         read_images: decode every image and compare its size with the annotation (else: only
-            check that each file exists).
+            check that each file exists and is not empty).
         num_classes: the model's class count, to check the category ids against.
         skip_bad_images: report bad image files as warnings (``DATALOADER.SKIP_BAD_IMAGES``).
 
