@@ -283,6 +283,31 @@ def test_check_dataset_tool(tmp_path):
     assert "errors in ['my_bad']" in failed.stdout
 
 
+def test_check_dataset_tool_takes_config_overrides(tmp_path):
+    """KEY VALUE after --config-file are overrides (not dataset names): the overridden datasets
+    are checked, the config's own ones are not loaded (nor generated)."""
+    module = tmp_path / "my_voc.py"
+    module.write_text(
+        "from detectron2.data import MetadataCatalog\n"
+        "from detectron2.data.datasets import register_pascal_voc\n"
+        f"register_pascal_voc('my_good', {write_voc(tmp_path / 'good')!r}, 'test', 2007, "
+        f"{CLASSES!r})\n"
+        "MetadataCatalog.get('my_good').evaluator_type = 'pascal_voc'\n"
+    )
+    config = os.path.join(ROOT, "configs", "Shapes", "faster_rcnn_R_18_FPN.yaml")
+    datasets_root = tmp_path / "datasets"
+    env = {"DETECTRON2_DATASETS": str(datasets_root)}
+    opts = ["DATASETS.TRAIN", "('my_good',)", "DATASETS.TEST", "('my_good',)"]
+    args = ["--register", str(module), "--config-file", config, "--no-images"]
+    for sep in ([], ["--"]):
+        result = _tool(*args, *sep, *opts, "MODEL.ROI_HEADS.NUM_CLASSES", "2", env=env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Dataset 'my_good'" in result.stdout and "1 of 1 dataset(s) OK" in result.stdout
+        assert "csgr_shapes" not in result.stdout and not datasets_root.exists()
+    odd = _tool(*args, "DATASETS.TRAIN", env=env)
+    assert odd.returncode == 2 and "KEY VALUE pairs" in odd.stderr
+
+
 @pytest.mark.parametrize("arch", ["GeneralizedRCNN", "RetinaNet"])
 @pytest.mark.parametrize("distilled", [False, True])
 def test_too_few_classes_refused_before_training(tmp_path, restore_catalogs, arch, distilled):

@@ -4,6 +4,8 @@
     python tools/check_dataset.py --register my_datasets.py mydata_train mydata_val
     python tools/check_dataset.py --register my_datasets.py \
         --config-file configs/MyData/csgr_frcnn_r50_r101.yaml   # its DATASETS.TRAIN and TEST
+    python tools/check_dataset.py --config-file configs/MyData/csgr_frcnn_r50_r101.yaml \
+        DATASETS.TEST "('mydata_test',)"                        # KEY VALUE overrides
 
 For each dataset: the annotation files (COCO json syntax, category ids; VOC xml syntax, class
 names, box corners), the loaded records (category ids against the classes and the model's
@@ -13,6 +15,7 @@ evaluator's parser reads each file). Exits 1 when a dataset has an error.
 """
 
 import argparse
+import re
 import sys
 
 import csgr  # noqa: F401  registers the project's datasets
@@ -21,17 +24,37 @@ from csgr.data.checks import check_dataset
 from csgr.engine.log_setup import setup_csgr_logger
 from csgr.engine.user_modules import add_register_argument, import_user_modules
 
+# A config key such as DATASETS.TRAIN or MODEL.ROI_HEADS.NUM_CLASSES: where the opts start.
+_CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    parser.add_argument("datasets", nargs="*", metavar="NAME", help="registered dataset names")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        usage="%(prog)s [options] [NAME ...] [KEY VALUE ...]",
+    )
+    parser.add_argument(
+        "datasets",
+        nargs="*",
+        metavar="NAME ... KEY VALUE",
+        help="registered dataset names, then (with --config-file) the config's KEY VALUE "
+        "overrides, e.g. DATASETS.TEST \"('mydata_val',)\"",
+    )
     parser.add_argument("--config-file", metavar="FILE", help="check its DATASETS.TRAIN and TEST")
     add_register_argument(parser)
     parser.add_argument(
-        "--no-images", action="store_true", help="only check that image files exist"
+        "--no-images",
+        action="store_true",
+        help="only check that image files exist (and are not empty)",
     )
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = parser.parse_args(argv)
+    first_key = next((i for i, a in enumerate(args.datasets) if _CONFIG_KEY.match(a)), None)
+    args.opts = [] if first_key is None else args.datasets[first_key:]
+    args.datasets = args.datasets if first_key is None else args.datasets[:first_key]
+    if args.opts and not args.config_file:
+        parser.error(f"config overrides {args.opts[:2]} need --config-file")
+    if len(args.opts) % 2:
+        parser.error(f"config overrides must come in KEY VALUE pairs, got {args.opts}")
     if not args.datasets and not args.config_file:
         parser.error("name datasets or give --config-file")
     return args
@@ -45,7 +68,7 @@ def main(argv=None):
     names, classes, skip = list(args.datasets), None, False
     if args.config_file:
         cfg = load_config(args.config_file, args.opts)
-        names += [n for n in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST) if n not in names]
+        names = list(dict.fromkeys([*names, *cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST]))
         classes, skip = num_classes(cfg), bool(cfg.DATALOADER.get("SKIP_BAD_IMAGES", False))
     reports = [check_dataset(n, not args.no_images, classes, skip) for n in names]
     for report in reports:
