@@ -40,7 +40,9 @@ import sys
 from csgr.benchmark.accuracy_report import aggregate, write_accuracy_report
 from csgr.benchmark.accuracy_runs import SUITES, Variant, parse_variant, plan_runs
 from csgr.benchmark.measure import load_average
+from csgr.benchmark.provenance import provenance
 from csgr.benchmark.runner import plan_progress, run_experiment
+from csgr.config import load_config
 from csgr.modeling.losses import method_names
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -134,8 +136,17 @@ def main(argv=None):
         sys.argv[1:] if argv is None else argv
     )
     out_dir = os.path.join(os.path.abspath(args.output), args.detector)
+    facts = provenance(
+        ROOT,
+        command,
+        suite=args.suite,
+        detector=args.detector,
+        split=", ".join(load_config(spec.config_file(ROOT, spec.baseline)).DATASETS.TEST),
+        teacher_seed=args.teacher_seed,
+        schedule=schedule,
+    )
     report = write_accuracy_report(
-        out_dir, title, schedule, args.seeds, command, experiment, skipped, load_before
+        out_dir, title, schedule, args.seeds, command, experiment, skipped, load_before, facts
     )
     print("\n" + report)
     if experiment.failed:

@@ -237,8 +237,14 @@ def write_accuracy_report(
     experiment: ExperimentResult,
     skipped: Dict[str, str],
     load_before: str,
+    provenance: Optional[dict] = None,
 ) -> str:
     """Write ``accuracy.md``, ``accuracy.png`` and ``results.json`` of a benchmark to ``out_dir``.
+
+    ``results.json`` holds ``provenance`` (what produced it, plus the seeds), ``results`` (each
+    run's metrics per label), ``aggregate`` (:func:`aggregate`), ``seeds`` (of each label's
+    finished runs), ``seconds``, ``skipped`` and ``failed``: the schema that
+    ``tools/render_docs.py`` renders once the file is copied to ``docs/results/<name>.json``.
 
     Args:
         title: what was compared (dataset, detector, students, teacher).
@@ -247,6 +253,7 @@ def write_accuracy_report(
         command: the command that reproduces the report.
         skipped: methods not run, and why.
         load_before: the machine's load when the runs started.
+        provenance: command, commit, machine, date, ... (:func:`.provenance.provenance`).
 
     Returns:
         the markdown report.
@@ -273,8 +280,27 @@ def write_accuracy_report(
     report = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "accuracy.md"), "w") as f:
         f.write(report)
+    data = {
+        "provenance": {**(provenance or {}), "seeds": list(seeds)},
+        "results": results,
+        "aggregate": agg,
+        "seeds": {
+            label: _finished_seeds(label, seeds, experiment, (provenance or {}).get("teacher_seed"))
+            for label in results
+        },
+        "seconds": seconds,
+        "skipped": skipped,
+        "failed": experiment.failed,
+    }
     with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(
-            {"results": results, "skipped": skipped, "failed": experiment.failed}, f, indent=1
-        )
+        json.dump(data, f, indent=1)
     return report
+
+
+def _finished_seeds(
+    label: str, seeds: List[int], experiment: ExperimentResult, teacher_seed: Optional[int]
+) -> List[Optional[int]]:
+    """The seeds of ``label``'s finished runs, in run order (the teacher's: its one run)."""
+    if label == "teacher":
+        return [teacher_seed] * len(experiment.results[label])
+    return [s for s in seeds if f"{label} seed {s}" not in experiment.failed]

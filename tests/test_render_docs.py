@@ -1,0 +1,132 @@
+"""The rendered documentation: every results table of README.md, BENCHMARKS.md and docs/ equals
+what tools/render_docs.py renders from docs/results/*.json and the method registry."""
+
+import json
+import os
+import re
+import shutil
+
+import pytest
+
+from csgr.benchmark.accuracy_report import write_accuracy_report
+from csgr.benchmark.runner import ExperimentResult
+from csgr.docs_render import check_files, doc_files, render_file
+from csgr.docs_render.accuracy_tables import full_table
+from csgr.docs_render.citations import PAPERS
+from csgr.docs_render.markers import find_blocks, stale_blocks
+from csgr.docs_render.render import render_spec
+from csgr.docs_render.results import AccuracyResults
+from csgr.modeling.losses import method_names
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+README = os.path.join(ROOT, "README.md")
+
+
+def _read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def test_every_rendered_block_is_current():
+    stale = check_files(ROOT, doc_files(ROOT))
+    assert not stale, f"run `python tools/render_docs.py`; stale blocks: {stale}"
+
+
+def test_a_hand_edited_table_is_stale():
+    text = _read(README)
+    block = next(b for b in find_blocks(text) if b.spec.startswith("make_main"))
+    content = text[block.start : block.end]
+    edited = text[: block.start] + content.replace("|", "| 99.99", 1) + text[block.end :]
+
+    def render(spec):
+        return render_spec(ROOT, spec, README)
+
+    assert stale_blocks(text, render) == []
+    assert stale_blocks(edited, render) == [(block.line, block.spec)]
+
+
+def test_changing_a_results_file_changes_the_rendered_table(tmp_path):
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    source = os.path.join(ROOT, "docs", "results", "make_main.json")
+    target = tmp_path / "docs" / "results" / "make_main.json"
+    shutil.copy(source, target)
+    doc = tmp_path / "README.md"
+    doc.write_text(
+        "# x\n<!-- results:make_main:make_main start -->\n<!-- results:make_main:make_main end -->\n"
+    )
+    assert render_file(str(tmp_path), str(doc))
+    assert "| 14.11 |" in doc.read_text()
+    data = json.loads(target.read_text())
+    data["results"]["CSGR"][0]["AP"] = 15.25
+    target.write_text(json.dumps(data))
+    assert check_files(str(tmp_path), [str(doc)]) == [("README.md", 2, "make_main:make_main")]
+    assert render_file(str(tmp_path), str(doc))
+    assert "| 15.25 |" in doc.read_text() and "| 14.11 |" not in doc.read_text()
+    assert not render_file(str(tmp_path), str(doc))  # rendering again changes nothing
+
+
+def test_a_block_without_its_end_marker_names_the_file_and_line():
+    with pytest.raises(ValueError, match=r"x.md:2: no '<!-- results:a end -->'"):
+        find_blocks("# t\n<!-- results:a start -->\n", "x.md")
+
+
+def _outside_blocks_and_code(text):
+    for block in reversed(find_blocks(text)):
+        text = text[: block.start] + text[block.end :]
+    return re.sub(r"```.*?```", "", text, flags=re.S)
+
+
+def test_readme_is_short_and_its_figures_are_rendered():
+    text = _read(README)
+    assert text.count("\n") <= 220
+    rest = _outside_blocks_and_code(text)
+    figures = re.findall(r"[-+]?\b\d+\.\d\d\b", rest)
+    assert not figures, f"figures outside rendered blocks: {figures}"
+    numeric_cell = re.compile(r"\|\s*[-+]?\d+(\.\d+)?( ± \d+(\.\d+)?)?\s*(?=\|)")
+    rows = [
+        line for line in rest.splitlines() if line.startswith("|") and numeric_cell.search(line)
+    ]
+    assert not rows, f"table rows with figures outside rendered blocks: {rows}"
+
+
+def test_reference_docs_name_no_issue_or_work_period():
+    paths = [p for p in doc_files(ROOT) if os.sep + "log" + os.sep not in p]
+    pattern = re.compile(r"issue [0-9]|\b(first|second|third) session\b", re.I)
+    found = [
+        f"{os.path.relpath(p, ROOT)}:{n}"
+        for p in paths
+        for n, line in enumerate(_read(p).splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not found
+
+
+def test_every_method_has_a_paper_and_a_page():
+    for name in method_names():
+        assert name in PAPERS, f"{name}: no entry in csgr/docs_render/citations.py"
+        assert PAPERS[name].bibtex.startswith("@") and PAPERS[name].short
+        page = os.path.join(ROOT, "docs", "methods", name.lower() + ".md")
+        assert os.path.isfile(page), f"no method page {page}"
+
+
+def test_accuracy_report_writes_a_file_the_renderer_takes(tmp_path):
+    experiment = ExperimentResult()
+    metrics = dict(AP=10.0, AP50=20.0, AP75=9.0, APs=8.0, APm=12.0, APl=float("nan"))
+    experiment.add("teacher", {**metrics, "AP": 20.0}, 60.0, False)
+    for seed, ap in ((1, 5.0), (2, 7.0)):
+        experiment.add("baseline", {**metrics, "AP": ap}, 60.0, False)
+        experiment.add("CSGR", {**metrics, "AP": ap + 3}, 60.0, False)
+    experiment.failed["FGD seed 1"] = "[FGD seed 1] diverged (exit 3) ... at iteration 31"
+    experiment.failed["FGD seed 2"] = "[FGD seed 2] diverged (exit 3) ... at iteration 12"
+    experiment.failures["FGD"] = 2
+    facts = {"command": "python tools/benchmark_accuracy.py", "commit": "abc", "teacher_seed": 1}
+    write_accuracy_report(
+        str(tmp_path), "t", "s", [1, 2], "cmd", experiment, {"PCD": "RetinaNet only"}, "0", facts
+    )
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert data["provenance"]["commit"] == "abc" and data["provenance"]["seeds"] == [1, 2]
+    assert data["seeds"] == {"teacher": [1], "baseline": [1, 2], "CSGR": [1, 2]}
+    table = full_table(AccuracyResults(data))
+    assert "| 9.00 ± 1.41 " in table and "| 8.00, 10.00 " in table and "+3.00" in table
+    assert "diverged on every seed (iterations 31, 12)" in table
+    assert "- PCD: not run (RetinaNet only)" in table
