@@ -4,6 +4,7 @@ Timing values are not checked (the CPU is shared); sizes, repeats and schedules 
 """
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -331,9 +332,38 @@ def test_config_digest_of_a_key_added_later(tmp_path):
     run = before["PCD"]
     cfg = load_config(run.config_file, ["OUTPUT_DIR", run.output_dir, *run.opts])
     del cfg.MODEL.DISTILL.PCD["QUALITY_ANCHORS"]
+    del cfg.MODEL.DISTILL.CSGR["CATEGORY_ATTENTION"]  # added later too; CSGR does not run
     stamped_then = hashlib.sha256(cfg.dump().encode())
     stamped_then.update(teacher.read_bytes())
     assert stamped_then.hexdigest() == config_digest(run)
+
+
+def test_config_digest_of_csgr_category_attention(tmp_path):
+    """CSGR runs stamped before CATEGORY_ATTENTION existed (the published "learned") keep their
+    digest; another attention is another run."""
+    from csgr.benchmark.accuracy_runs import Variant, plan_runs
+    from csgr.benchmark.runner import KEYS_ADDED_LATER, config_digest
+    from csgr.config import load_config
+
+    key = "MODEL.DISTILL.CSGR.CATEGORY_ATTENTION"
+    assert KEYS_ADDED_LATER[key] == ("learned", "CSGR")
+    variant = Variant("CSGR-gt", "CSGR", (key, "gt"))
+    _, students, _ = plan_runs("frcnn", ["CSGR"], [1], str(tmp_path), ROOT, variants=(variant,))
+    runs = {r.label: r for r in students}
+    teacher = tmp_path / "frcnn" / "teacher" / "seed1" / "model_final.pth"
+    teacher.parent.mkdir(parents=True)
+    teacher.write_bytes(b"the teacher's weights: part of every student's digest")
+    run = runs["CSGR"]
+    cfg = load_config(run.config_file, ["OUTPUT_DIR", run.output_dir, *run.opts])
+    del cfg.MODEL.DISTILL.CSGR["CATEGORY_ATTENTION"]
+    del cfg.MODEL.DISTILL.PCD["QUALITY_ANCHORS"]  # added later too; PCD does not run
+    stamped_then = hashlib.sha256(cfg.dump().encode())
+    stamped_then.update(teacher.read_bytes())
+    assert stamped_then.hexdigest() == config_digest(run)
+    gt = runs["CSGR-gt"]
+    assert config_digest(gt) != config_digest(
+        dataclasses.replace(gt, opts=[o for o in gt.opts if o not in (key, "gt")])
+    )
 
 
 def test_report_lists_the_factors_of_calibrated_runs(tmp_path):

@@ -10,6 +10,7 @@ from detectron2.structures import Boxes, Instances
 
 from csgr.config import add_csgr_config
 from csgr.modeling.losses import DISTILL_LOSS_REGISTRY, CSGRLoss, DistillBatch
+from csgr.modeling.losses.csgr import box_category_attention
 
 SIZES = {"p3": (8, 12), "p4": (4, 6)}
 
@@ -128,6 +129,25 @@ def test_known_values_on_a_tiny_map():
     assert out["loss_csgr_cat"].item() == pytest.approx(expected_cat, rel=1e-10)
     assert out["loss_csgr_rel"].item() == pytest.approx(expected_rel, rel=1e-10)
     assert expected_cat > 0
+
+
+def test_published_formulation_pinned():
+    # The published CSGR (learned category attention), values recorded before any other
+    # category attention existed: the module's seeded init, random maps, gamma 0.5, float64.
+    loss = make_loss().double()
+    with torch.no_grad():
+        for module in loss.relations.values():
+            module.gamma.fill_(0.5)
+    student = {k: v.double().requires_grad_(True) for k, v in features(16, seed=2).items()}
+    teacher = {k: v.double() for k, v in features(16, seed=1).items()}
+    out = loss(DistillBatch(student, teacher))
+    assert out["loss_csgr_cat"].item() == pytest.approx(0.002557824556841576, rel=1e-9)
+    assert out["loss_csgr_rel"].item() == pytest.approx(0.046215594275673635, rel=1e-9)
+    grads = torch.autograd.grad(
+        out["loss_csgr_cat"], [student["p3"], loss.classifiers["p3"].weight]
+    )
+    assert grads[0].norm().item() == pytest.approx(0.00020441280755254833, rel=1e-9)
+    assert grads[1].norm().item() == pytest.approx(0.0012776629938451194, rel=1e-9)
 
 
 def test_divides_by_batch_size():
@@ -287,4 +307,67 @@ def test_builder_reads_relation_init():
     assert all(torch.count_nonzero(r.value_conv.bias) > 0 for r in loss.relations.values())
     cfg.MODEL.DISTILL.CSGR.RELATION_INIT = "orthogonal"
     with pytest.raises(ValueError, match="CSGR.RELATION_INIT must be one of"):
+        build(cfg, shapes(16), shapes(16))
+
+
+def _gt(boxes, classes, image_shape=(64, 64)):
+    return Instances(
+        image_shape,
+        gt_boxes=Boxes(torch.tensor(boxes, dtype=torch.float32).view(-1, 4)),
+        gt_classes=torch.tensor(classes, dtype=torch.long),
+    )
+
+
+def test_box_category_attention_known_values():
+    # A 64x64 padded batch, an 8x8 level (stride 8); cells floor(x0 / 8) .. ceil(x1 / 8).
+    gt = _gt([[0, 0, 15, 15], [16, 16, 24, 24], [40, 0, 48, 8]], [1, 0, 0])
+    attention = box_category_attention([gt, _gt([], [])], 3, (64, 64), (8, 8))
+    assert attention.shape == (2, 3, 64) and attention.dtype == torch.float32
+    maps = attention.view(2, 3, 8, 8)
+    expected = torch.zeros(3, 8, 8)
+    expected[1, 0:3, 0:3] = 1 / 9  # one box of 3x3 cells
+    expected[0, 2:4, 2:4] = 1 / 8  # two boxes of 2x2 cells, each half the class's mass
+    expected[0, 0:2, 5:7] = 1 / 8
+    torch.testing.assert_close(maps[0], expected, rtol=0, atol=1e-7)
+    assert not maps[1].any()  # no box: no attention
+    torch.testing.assert_close(attention[0].sum(1), torch.tensor([1.0, 1.0, 0.0]))
+    with pytest.raises(ValueError, match="padded image shape"):
+        box_category_attention([gt], 3, (0, 0), (8, 8))
+
+
+def test_gt_category_attention_known_values_and_gradients():
+    # K = 2, C = 1, N = 1, a 2x2 level of a 32x32 batch (stride 16); float64 as above.
+    loss = CSGRLoss(
+        ["p4"], {"p4": 1}, {"p4": 1}, 2, cat_weight=0.5, rel_weight=0.0, category_attention="gt"
+    ).double()
+    assert len(loss.classifiers) == 0  # no classifier to learn
+    t_values, s_values = [0.0, 1.0, 5.0, 2.0], [3.0, 1.0, 1.0, 0.0]
+    teacher = {"p4": torch.tensor(t_values, dtype=torch.float64).view(1, 1, 2, 2)}
+    student = {"p4": torch.tensor(s_values, dtype=torch.float64).view(1, 1, 2, 2)}
+    student["p4"].requires_grad_(True)
+    # cells floor(x0 / 16) .. ceil(x1 / 16), both included, clipped to the map: class 0 covers
+    # the top row, class 1 the bottom-right cell
+    gt = _gt([[0, 0, 16, 0], [16, 16, 32, 32]], [0, 1], (32, 32))
+    out = loss(DistillBatch(student, teacher, gt_instances=[gt], image_shape=(32, 32)))
+    ft, fs = _normalise(t_values), _normalise(s_values)
+    diff = [a - b for a, b in zip(ft, fs)]  # positions (0,0) (0,1) (1,0) (1,1)
+    expected = 0.5 * (((diff[0] + diff[1]) / 2) ** 2 + diff[3] ** 2)
+    assert out["loss_csgr_cat"].item() == pytest.approx(expected, rel=1e-10)
+    (grad,) = torch.autograd.grad(out["loss_csgr_cat"], student["p4"])
+    assert grad.abs().sum() > 0  # through the prototypes and the per-channel statistics
+    with pytest.raises(ValueError, match="needs the ground truth of each image"):
+        loss(DistillBatch(student, teacher, gt_instances=[], image_shape=(32, 32)))
+
+
+def test_builder_reads_category_attention():
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    build = DISTILL_LOSS_REGISTRY.get("CSGR").build
+    assert cfg.MODEL.DISTILL.CSGR.CATEGORY_ATTENTION == "learned"
+    assert sorted(build(cfg, shapes(16), shapes(16)).classifiers) == ["p3", "p4", "p5"]
+    cfg.MODEL.DISTILL.CSGR.CATEGORY_ATTENTION = "gt"
+    loss = build(cfg, shapes(16), shapes(16))
+    assert loss.category_attention == "gt" and len(loss.classifiers) == 0
+    cfg.MODEL.DISTILL.CSGR.CATEGORY_ATTENTION = "labels"
+    with pytest.raises(ValueError, match="CATEGORY_ATTENTION must be one of"):
         build(cfg, shapes(16), shapes(16))

@@ -156,6 +156,20 @@ def test_visualize_attention(distill_run, tmp_path):
         _read_png(path, (SIZE, 3 * SIZE, 3))
 
 
+def test_visualize_attention_of_box_attention_draws_the_relations(distill_run, tmp_path):
+    # CATEGORY_ATTENTION "gt" has no classifier: its attention is the boxes, not drawn here
+    run_dir, val_dir = distill_run
+    image = sorted(glob.glob(os.path.join(val_dir, "*.jpg")))[0]
+    state = torch.load(os.path.join(run_dir, "model_final.pth"), weights_only=True)["model"]
+    weights = tmp_path / "gt.pth"
+    torch.save({"model": {k: v for k, v in state.items() if ".classifiers." not in k}}, weights)
+    argv = ["--config-file", os.path.join(run_dir, "config.yaml"), "--weights", str(weights)]
+    argv += ["--input", image, "--output", str(tmp_path / "attention")]  # the finest level
+    argv += ["MODEL.DISTILL.CSGR.CATEGORY_ATTENTION", "gt"]
+    written = load_tool("visualize_attention").main(argv)
+    assert [os.path.basename(p) for p in written] == ["relation_p2.png"]
+
+
 def test_demo_one_image_per_input(distill_run, tmp_path):
     run_dir, val_dir = distill_run
     manifest = release_student(run_dir, str(tmp_path / "release"), "tiny")

@@ -39,7 +39,10 @@ STAMP = "csgr_benchmark_stamp.json"
 # with, the distillation method that reads the key). A merged config holding that value, or not
 # running that method, digests as if the key did not exist, so the earlier stamps still match;
 # otherwise the key is part of the digest (and the run trains anew).
-KEYS_ADDED_LATER = {"MODEL.DISTILL.PCD.QUALITY_ANCHORS": ("all", "PCD")}
+KEYS_ADDED_LATER = {
+    "MODEL.DISTILL.PCD.QUALITY_ANCHORS": ("all", "PCD"),
+    "MODEL.DISTILL.CSGR.CATEGORY_ATTENTION": ("learned", "CSGR"),
+}
 
 
 class RunDivergedError(RuntimeError):

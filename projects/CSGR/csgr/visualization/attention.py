@@ -217,7 +217,9 @@ def write_attention_pictures(
         step: recurrence pass of the relation map.
 
     Returns:
-        The written PNG paths; every picture is (H, 3 * W, 3).
+        The written PNG paths; every picture is (H, 3 * W, 3). The category pictures are
+        those of a learned attention (``CATEGORY_ATTENTION "learned"``); with ``"gt"`` the
+        attention is the image's boxes, and only the relation pictures are written.
     """
     distiller.eval()
     module = _csgr_module(distiller)
@@ -240,10 +242,10 @@ def write_attention_pictures(
     for level in levels:
         teacher, student = features[level]
         stride = strides[level]
-        classifier = module.classifiers[level]
-        att_t = category_attention(classifier, teacher)  # (K, H_l, W_l)
-        att_s = category_attention(classifier, student)
-        for k, name in enumerate(names):
+        classifier = module.classifiers[level] if level in module.classifiers else None
+        att_t = category_attention(classifier, teacher) if classifier is not None else None
+        att_s = category_attention(classifier, student) if classifier is not None else None
+        for k, name in enumerate(names if classifier is not None else ()):  # (K, H_l, W_l) maps
             heat_t, heat_s = _pair(to_image(att_t[k], stride), to_image(att_s[k], stride))
             path = os.path.join(output_dir, f"category_{level}_{k:02d}_{_safe(name)}.png")
             written.append(_three_panels(path, image_bgr, heat_t, heat_s, f"{level} {name}"))

@@ -1,16 +1,24 @@
 """CSGR: Category Semantic and Global Relation distillation of FPN features."""
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+from detectron2.structures import Instances
 from torch import nn
 
 from ...layers import CrissCrossAttention
 from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss, DistillMethod
+from .box_cells import box_cells
 from .feature_pairs import feature_pairs
 from .levels import ChannelAdapters, select_levels
 
-__all__ = ["CSGRLoss", "CSGR", "normalize_per_channel", "category_prototypes"]
+__all__ = [
+    "CSGRLoss",
+    "CSGR",
+    "normalize_per_channel",
+    "category_prototypes",
+    "box_category_attention",
+]
 
 
 def normalize_per_channel(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -42,6 +50,49 @@ def category_prototypes(classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.bmm(attention, x.flatten(2).transpose(1, 2))
 
 
+def box_category_attention(
+    gt_instances: List[Instances],
+    num_classes: int,
+    image_shape: Tuple[int, int],
+    feature_shape: Tuple[int, int],
+) -> torch.Tensor:
+    """Per-class attention over the positions of one level, from the ground-truth boxes.
+
+    Each box spreads a mass of 1 evenly over the cells it covers (:func:`box_cells`: boxes
+    scaled to the level, ``floor(x0) .. ceil(x1)`` by ``floor(y0) .. ceil(y1)``); the attention
+    of class k in an image is the mean of its boxes' maps, so it sums to 1 over the positions
+    when the class is present (every box weighs the same, whatever its size) and is 0 when it is
+    absent (whose prototype is then 0 for teacher and student alike).
+
+    Args:
+        gt_instances: per image, ``gt_boxes`` (XYXY pixels of the padded batch tensor) and
+            ``gt_classes`` in [0, K).
+        num_classes: K.
+        image_shape: (H_pad, W_pad) of the padded batch tensor.
+        feature_shape: (H, W) of the level.
+
+    Returns:
+        (N, K, H*W) float32 attention on the boxes' device.
+    """
+    if image_shape[0] <= 0 or image_shape[1] <= 0:
+        raise ValueError(f"CSGR: the padded image shape {image_shape} is not set in the batch")
+    h, w = feature_shape
+    maps = []
+    for inst in gt_instances:
+        boxes = inst.gt_boxes.tensor
+        attention = torch.zeros(num_classes, h * w, device=boxes.device)
+        if boxes.numel():
+            inside, _ = box_cells(boxes, image_shape, feature_shape)
+            inside = inside.flatten(1).float()  # (M, HW)
+            per_box = inside / inside.sum(dim=1, keepdim=True).clamp(min=1)
+            classes = inst.gt_classes.to(boxes.device)
+            attention.index_add_(0, classes, per_box)
+            count = torch.bincount(classes, minlength=num_classes).clamp(min=1)
+            attention = attention / count[:, None]
+        maps.append(attention)
+    return torch.stack(maps)
+
+
 class CSGRLoss(DistillLoss):
     """Category semantic and global relation distillation, summed over FPN levels.
 
@@ -52,7 +103,10 @@ class CSGRLoss(DistillLoss):
       category prototypes of :func:`category_prototypes`. Each level has its own 1x1 classifier
       ``C -> K``, shared by teacher and student (one per level rather than one for all levels:
       levels may differ in width, and their statistics differ). Its only training signal is
-      this loss (it sees no labels), as specified by CSGR.
+      this loss (it sees no labels), as specified by CSGR (``category_attention="learned"``).
+      With ``category_attention="gt"`` there is no classifier: the attention of each class is
+      :func:`box_category_attention` of the ground-truth boxes, the same for teacher and
+      student, so the prototypes compare the two maps averaged over each class's boxes.
     * ``loss_csgr_rel = rel_weight * sum_rel_levels ||CCA(F_t) - CCA(F_s)||^2 / N``, with one
       :class:`CrissCrossAttention` per level shared by teacher and student. Its ``gamma`` starts
       at 0, so at first the term compares the normalised maps themselves.
@@ -74,9 +128,12 @@ class CSGRLoss(DistillLoss):
         rel_features: FPN level names of the relation term; None: the same as ``in_features``.
         relation_init: init of the criss-cross convs, "kaiming" or "default" (see
             :class:`CrissCrossAttention`).
+        category_attention: "learned" (published: a 1x1 classifier per level, trained by this
+            loss alone) or "gt" (the ground-truth boxes of each class, see above).
     """
 
     REQUIRES = frozenset({"features"})
+    CATEGORY_ATTENTIONS = ("learned", "gt")
 
     def __init__(
         self,
@@ -91,8 +148,14 @@ class CSGRLoss(DistillLoss):
         adapter_mode: str = "auto",
         rel_features: Optional[Sequence[str]] = None,
         relation_init: str = "kaiming",
+        category_attention: str = "learned",
     ):
         super().__init__()
+        if category_attention not in self.CATEGORY_ATTENTIONS:
+            raise ValueError(
+                f"CSGR: category_attention must be one of {self.CATEGORY_ATTENTIONS}, "
+                f"got {category_attention!r}"
+            )
         if not in_features:
             raise ValueError("CSGR: in_features is empty")
         if num_classes < 1:
@@ -109,8 +172,13 @@ class CSGRLoss(DistillLoss):
         self.adapters = ChannelAdapters(
             self.levels, student_channels, teacher_channels, adapter_mode
         )
+        self.category_attention = category_attention
+        learned = category_attention == "learned"
         self.classifiers = nn.ModuleDict(
-            {k: nn.Conv2d(teacher_channels[k], num_classes, kernel_size=1) for k in in_features}
+            {
+                k: nn.Conv2d(teacher_channels[k], num_classes, kernel_size=1)
+                for k in (in_features if learned else ())
+            }
         )
         self.relations = nn.ModuleDict(
             {
@@ -123,7 +191,8 @@ class CSGRLoss(DistillLoss):
         """
         Args:
             batch: uses ``student_features`` and ``teacher_features`` of ``in_features`` and
-                ``rel_features``, (N, C_s, H, W) and (N, C_t, H, W) per level.
+                ``rel_features``, (N, C_s, H, W) and (N, C_t, H, W) per level; with
+                ``category_attention="gt"`` also ``gt_instances`` and ``image_shape``.
 
         Returns:
             {"loss_csgr_cat": scalar, "loss_csgr_rel": scalar}, weighted, float32.
@@ -140,6 +209,19 @@ class CSGRLoss(DistillLoss):
                     classifier = self.classifiers[k]
                     proto_diff = category_prototypes(classifier, teacher) - category_prototypes(
                         classifier, student
+                    )
+                    loss_cat = loss_cat + proto_diff.pow(2).sum() / n
+                elif self.category_attention == "gt" and k in self.in_features:
+                    if len(batch.gt_instances) != n:
+                        raise ValueError(
+                            "CSGR: CATEGORY_ATTENTION 'gt' needs the ground truth of each image; "
+                            f"got {len(batch.gt_instances)} Instances for {n} images"
+                        )
+                    attention = box_category_attention(
+                        batch.gt_instances, self.num_classes, batch.image_shape, student.shape[-2:]
+                    ).to(student.dtype)
+                    proto_diff = torch.bmm(
+                        attention, (teacher - student).flatten(2).transpose(1, 2)
                     )
                     loss_cat = loss_cat + proto_diff.pow(2).sum() / n
                 if k in self.relations:
@@ -191,6 +273,12 @@ class CSGR(DistillMethod):
         # Init of the criss-cross convs: "kaiming" (Kaiming-normal fan_in, zero bias, as the
         # probable official code) or "default" (PyTorch's default, the layer before issue 14).
         _C.RELATION_INIT = "kaiming"
+        # Where the category term's per-class attention over positions comes from: "learned"
+        # (published: a 1x1 classifier per level, shared by teacher and student, whose only
+        # training signal is the category loss itself) or "gt" (the ground-truth boxes of each
+        # class scaled to the level, each box an equal mass spread over its cells; no
+        # classifier).
+        _C.CATEGORY_ATTENTION = "learned"
 
     @classmethod
     def build(cls, cfg, student_shapes, teacher_shapes) -> CSGRLoss:
@@ -211,6 +299,11 @@ class CSGR(DistillMethod):
                 f"MODEL.DISTILL.CSGR.RELATION_INIT must be one of {CrissCrossAttention.INITS}, "
                 f"got {csgr_cfg.RELATION_INIT!r}"
             )
+        if csgr_cfg.CATEGORY_ATTENTION not in CSGRLoss.CATEGORY_ATTENTIONS:
+            raise ValueError(
+                "MODEL.DISTILL.CSGR.CATEGORY_ATTENTION must be one of "
+                f"{CSGRLoss.CATEGORY_ATTENTIONS}, got {csgr_cfg.CATEGORY_ATTENTION!r}"
+            )
         if cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE == "RetinaNet":
             num_classes = cfg.MODEL.RETINANET.NUM_CLASSES
         else:
@@ -227,4 +320,5 @@ class CSGR(DistillMethod):
             adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
             rel_features=rel_levels,
             relation_init=csgr_cfg.RELATION_INIT,
+            category_attention=csgr_cfg.CATEGORY_ATTENTION,
         )

@@ -6,6 +6,7 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 from torch import nn
 
+from .box_cells import box_cells
 from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss, DistillMethod
 from .feature_pairs import build_levels_and_channels, feature_pairs
 from .gcblock import GcBlock
@@ -65,21 +66,11 @@ def fgd_masks(
         raise ValueError(f"FGD: the padded image shape {image_shape} is not set in the batch")
     device = boxes[0].device if boxes else torch.device("cpu")
     fg = torch.zeros(len(boxes), h, w, device=device)
-    rows = torch.arange(h, device=device)
-    cols = torch.arange(w, device=device)
     for i, b in enumerate(boxes):
         if b.numel() == 0:
             continue
-        b = b.float()
-        x0 = torch.floor(b[:, 0] * (w / pad_w))
-        x1 = torch.ceil(b[:, 2] * (w / pad_w))
-        y0 = torch.floor(b[:, 1] * (h / pad_h))
-        y1 = torch.ceil(b[:, 3] * (h / pad_h))
-        area = ((y1 - y0 + 1).clamp(min=1) * (x1 - x0 + 1).clamp(min=1)).reciprocal()
-        in_rows = (rows[None] >= y0[:, None]) & (rows[None] <= y1[:, None])  # (M, H)
-        in_cols = (cols[None] >= x0[:, None]) & (cols[None] <= x1[:, None])  # (M, W)
-        inside = in_rows[:, :, None] & in_cols[:, None, :]  # (M, H, W)
-        fg[i] = (inside * area[:, None, None]).amax(dim=0)
+        inside, area = box_cells(b, image_shape, feature_shape)
+        fg[i] = (inside * area.reciprocal()[:, None, None]).amax(dim=0)
     bg = (fg == 0).float()
     bg = bg / bg.sum(dim=(1, 2), keepdim=True).clamp(min=1)
     return fg, bg
