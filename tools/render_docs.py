@@ -7,6 +7,7 @@ the method registry (methods table, keys, BibTeX); see ``csgr.docs_render``.
 
     python tools/render_docs.py            # rewrite the blocks in place
     python tools/render_docs.py --check    # exit 1, listing the blocks that differ
+    python tools/render_docs.py --charts   # also draw docs/images/results/<name>.png
 """
 
 import argparse
@@ -14,6 +15,7 @@ import os
 import sys
 
 from csgr.docs_render import check_files, doc_files, render_file
+from csgr.docs_render.charts import write_charts
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -21,6 +23,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only report stale blocks")
+    parser.add_argument("--charts", action="store_true", help="also draw the accuracy charts")
     parser.add_argument("files", nargs="*", help="markdown files (default: every doc file)")
     args = parser.parse_args(argv)
     files = [os.path.abspath(f) for f in args.files] or doc_files(ROOT)
@@ -34,6 +37,9 @@ def main(argv=None) -> int:
     for path in files:
         if render_file(ROOT, path):
             print(f"rendered {os.path.relpath(path, ROOT)}")
+    if args.charts:
+        for path in write_charts(ROOT):
+            print(f"drew {os.path.relpath(path, ROOT)}")
     return 0
 
 
