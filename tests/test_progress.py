@@ -8,7 +8,7 @@ import sys
 
 from tiny_models import ROOT
 
-from csgr.utils.progress import MetricsTail, ProgressBoard, format_seconds
+from csgr.utils.progress import MetricsTail, ProgressBoard, format_seconds, inference_progress
 
 
 class FakeClock:
@@ -95,6 +95,38 @@ def test_plain_lines_when_not_a_terminal(tmp_path):
     board.finish("csgr", state="diverged")
     assert out.getvalue().splitlines()[-1] == "[csgr seed 1] it 10/40 (25%)  DIVERGED"
     assert board.job_eta() == 0.0
+
+
+def test_evaluation_progress_from_the_log(tmp_path):
+    """While a run evaluates, its line shows Detectron2's inference progress and ETA (read from
+    the run's log.txt), and the job ETA counts it."""
+    out, clock = io.StringIO(), FakeClock()
+    board = board_with_two_stages(tmp_path, out, interactive=False, clock=clock)
+    board.start("teacher")
+    append(tmp_path / "teacher" / "metrics.json", train_record(99, 0.5, 1.0))
+    clock.now = 10.0
+    board.refresh()
+    assert out.getvalue().splitlines()[-1].endswith("evaluating  | job eta 20s")
+    with open(tmp_path / "teacher" / "log.txt", "a") as f:
+        f.write(
+            "[12/06 10:00:00 d2.evaluation.evaluator]: Inference done 107/200. Dataloading: "
+            "0.0010 s/iter. Inference: 1.4 s/iter. Eval: 0.0001 s/iter. Total: 1.5 s/iter. "
+            "ETA=0:02:18\n"
+        )
+    clock.now = 100.0
+    board.refresh()
+    line = out.getvalue().splitlines()[-1]
+    assert "evaluating 107/200 images, eta 2m18s" in line, line
+    assert board.job_eta() == 138 + 40 * 0.5  # this evaluation, then stage 1
+    append(tmp_path / "teacher" / "metrics.json", {"iteration": 99, "bbox/AP": 19.5})
+    board.finish("teacher", ap=19.5)
+    assert "AP 19.50" in out.getvalue().splitlines()[-1]
+
+
+def test_inference_progress_parses_detectron2_lines():
+    line = "Inference done 11/3000. Dataloading: 0.0 s/iter. ETA=1 day, 2:03:04"
+    assert inference_progress(line) == (11, 3000, 86400 + 7384.0)
+    assert inference_progress("Start inference on 200 batches") is None
 
 
 def test_reused_runs_show_no_iteration(tmp_path):

@@ -34,7 +34,13 @@ from csgr.data.mapper import CheckedDatasetMapper
 from csgr.engine import argument_parser, setup_cfg
 from csgr.engine import checkpoint as checkpoint_module
 from csgr.engine.checkpoint import AtomicCheckpointer, atomic_write
-from csgr.errors import ConfigChangedError, ConfigTypeError, NoSpaceLeftError, UnfinishedRunError
+from csgr.errors import (
+    ConfigChangedError,
+    ConfigTypeError,
+    NoSpaceLeftError,
+    UnfinishedRunError,
+    UnknownConfigKeyError,
+)
 from csgr.modeling.teacher_missing import train_teacher_command
 from csgr.release import release_student
 
@@ -278,9 +284,11 @@ def test_full_disk_while_writing_metrics_names_the_file(tmp_path):
 @pytest.mark.parametrize("num_gpus", [1, 2])
 def test_missing_teacher_weights_is_one_line_with_the_command(tmp_path, num_gpus):
     """The headline command on a fresh machine (no teacher trained yet), in one process and in
-    two (Detectron2's launch through torch.multiprocessing, gloo on the CPU)."""
+    two (Detectron2's launch through torch.multiprocessing, gloo on the CPU); the command it
+    prints has the user's --register, so it runs as pasted."""
+    (tmp_path / "my_data.py").write_text("")
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tools", "train_net.py")]
+        [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--register", "my_data.py"]
         + ["--config-file", os.path.join(ROOT, "configs", "csgr_frcnn_r50.yaml")]
         + ["--num-gpus", str(num_gpus), "OUTPUT_DIR", str(tmp_path / "out")],
         capture_output=True,
@@ -292,9 +300,58 @@ def test_missing_teacher_weights_is_one_line_with_the_command(tmp_path, num_gpus
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("ERROR: MODEL.DISTILL.TEACHER.WEIGHTS: no such file")
     assert last.endswith(
-        "Train the teacher first: python tools/train_net.py --config-file "
+        "Train the teacher first: python tools/train_net.py --register my_data.py --config-file "
         "configs/SODA10M/faster_rcnn_R_101_FPN_1x.yaml OUTPUT_DIR output/SODA10M/"
         "faster_rcnn_R_101_FPN_1x"
+    )
+
+
+@pytest.mark.parametrize(
+    "opts, expected",
+    [
+        (
+            ["MODEL.DISTILL.METHOD", "[]"],
+            "MODEL.DISTILL.METHOD (neither Detectron2 nor CSGR has "
+            "it); did you mean MODEL.DISTILL.METHODS?",
+        ),
+        (["MODEL.DISTILL.CSGR.CAT_WEIGTH", "1.0"], "did you mean MODEL.DISTILL.CSGR.CAT_WEIGHT?"),
+        (
+            ["MODEL.DISTILL.TEACHER.CONFIG_FILE", "nowhere.yaml"],
+            "MODEL.DISTILL.TEACHER.CONFIG_FILE: " "no such file 'nowhere.yaml'",
+        ),
+    ],
+)
+def test_a_misspelled_key_or_a_missing_teacher_config_is_one_line(tmp_path, opts, expected):
+    """A key neither Detectron2 nor CSGR has is one ERROR line naming it, where it came from and
+    the closest keys; so is a teacher config path (given on the command line) that resolves to
+    no file."""
+    weights = tmp_path / "teacher.pth"
+    weights.write_bytes(b"")
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "train_net.py")]
+        + ["--config-file", os.path.join(ROOT, "configs", "Shapes", "csgr_frcnn_r18_r34.yaml")]
+        + ["MODEL.DISTILL.TEACHER.WEIGHTS", str(weights), "OUTPUT_DIR", str(tmp_path / "out")]
+        + opts,
+        capture_output=True,
+        text=True,
+        cwd=str(tmp_path),
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ERROR: ") and expected in last, last
+
+
+def test_a_misspelled_key_in_a_file_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        f'_BASE_: "{os.path.join(ROOT, "configs", "csgr_frcnn_r50.yaml")}"\n'
+        "MODEL:\n  DISTILL:\n    METHOD: []\n"
+    )
+    with pytest.raises(UnknownConfigKeyError) as e:
+        load_config(str(bad))
+    assert str(e.value) == (
+        f"{bad}: unknown config key MODEL.DISTILL.METHOD (neither Detectron2 nor CSGR has it); "
+        "did you mean MODEL.DISTILL.METHODS?"
     )
 
 
@@ -348,9 +405,12 @@ def test_train_teacher_command_keeps_the_teacher_opts(tmp_path):
     cfg.MODEL.DISTILL.TEACHER.CONFIG_FILE = "configs/my teacher.yaml"
     cfg.MODEL.DISTILL.TEACHER.OPTS = ["MODEL.RESNETS.DEPTH", "34"]
     cfg.MODEL.DISTILL.TEACHER.WEIGHTS = "output/t/model_final.pth"
-    assert train_teacher_command(cfg) == (
+    assert train_teacher_command(cfg, register=[]) == (
         "python tools/train_net.py --config-file 'configs/my teacher.yaml' "
         "MODEL.RESNETS.DEPTH 34 OUTPUT_DIR output/t"
+    )
+    assert train_teacher_command(cfg, register=["my data.py"]).startswith(
+        "python tools/train_net.py --register 'my data.py' --config-file"
     )
 
 

@@ -19,7 +19,10 @@ __all__ = [
     "UserInputError",
     "DatasetFileError",
     "MissingTeacherWeightsError",
+    "MissingTeacherConfigError",
     "ConfigChangedError",
+    "ConfigTypeError",
+    "UnknownConfigKeyError",
     "NoSpaceLeftError",
     "UnfinishedRunError",
     "DIVERGED_EXIT_STATUS",
@@ -41,6 +44,10 @@ class MissingTeacherWeightsError(UserInputError, FileNotFoundError):
     trains the teacher."""
 
 
+class MissingTeacherConfigError(UserInputError, FileNotFoundError):
+    """``MODEL.DISTILL.TEACHER.CONFIG_FILE`` is empty or names no file."""
+
+
 class ConfigChangedError(UserInputError, ValueError):
     """``--resume`` from a checkpoint written under another config (e.g. other methods)."""
 
@@ -51,6 +58,13 @@ class UnfinishedRunError(UserInputError, ValueError):
 
 class ConfigTypeError(UserInputError, ValueError):
     """A config file or opt gives a key a value of another type than its default's."""
+
+
+class UnknownConfigKeyError(UserInputError, KeyError):
+    """A config file or opt names a key that neither Detectron2 nor CSGR has."""
+
+    def __str__(self) -> str:  # KeyError's would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class NoSpaceLeftError(UserInputError, OSError):

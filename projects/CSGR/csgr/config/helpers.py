@@ -6,12 +6,14 @@ directory if it exists there, else from the folder of the config file that names
 given on the command line (opts) are taken from the working directory.
 """
 
+import difflib
 import os
-from typing import Optional, Sequence
+import re
+from typing import List, Optional, Sequence
 
 from detectron2.config import CfgNode, get_cfg
 
-from ..errors import ConfigTypeError
+from ..errors import ConfigTypeError, UnknownConfigKeyError
 from .defaults import add_csgr_config
 
 __all__ = ["resolve_path", "load_config", "detector_meta_arch", "num_classes", "num_classes_key"]
@@ -47,7 +49,8 @@ def load_config(config_file: str, opts: Sequence[str] = ()) -> CfgNode:
 
     Raises:
         FileNotFoundError: naming the config file.
-        KeyError: naming the config file, when it holds a key unknown to Detectron2 and CSGR.
+        UnknownConfigKeyError: naming the key, the config file or the command line, and the
+            closest existing keys, for a key unknown to Detectron2 and CSGR.
         ConfigTypeError: naming the key and where its value came from, when the value's type is
             not its default's (yacs's type check; e.g. ``0`` for a float key).
     """
@@ -61,7 +64,7 @@ def load_config(config_file: str, opts: Sequence[str] = ()) -> CfgNode:
     try:
         cfg.merge_from_file(config_file)
     except KeyError as e:
-        raise KeyError(f"{config_file}: {e}") from e
+        raise _key_error(e, config_file, cfg) from e
     except ValueError as e:
         raise _type_error(e, config_file) from e
     config_dir = os.path.dirname(os.path.abspath(config_file))
@@ -71,8 +74,43 @@ def load_config(config_file: str, opts: Sequence[str] = ()) -> CfgNode:
     try:
         cfg.merge_from_list(list(opts))
     except ValueError as e:
-        raise _type_error(e, "the command line's KEY VALUE opts") from e
+        raise _type_error(e, _OPTS) from e
+    except (AssertionError, KeyError) as e:  # yacs asserts that an opt's key exists
+        raise _key_error(e, _OPTS, cfg) from e
     return cfg
+
+
+def _all_keys(node: CfgNode, prefix: str = "") -> List[str]:
+    keys = []
+    for k, v in node.items():
+        keys += _all_keys(v, f"{prefix}{k}.") if isinstance(v, CfgNode) else [prefix + k]
+    return keys
+
+
+def _closest(key: str, keys: List[str]) -> List[str]:
+    """The existing keys most like ``key`` (those within a whisker of the best match)."""
+    ratios = {k: difflib.SequenceMatcher(None, key, k).ratio() for k in keys}
+    best = max(ratios.values(), default=0.0)
+    if best < 0.75:
+        return []
+    return sorted((k for k, r in ratios.items() if r >= best - 0.02), key=lambda k: -ratios[k])
+
+
+def _key_error(error: Exception, source: str, cfg: CfgNode) -> Exception:
+    """yacs's error for a key that does not exist as a :class:`UnknownConfigKeyError` naming
+    ``source`` and the closest existing keys; other errors unchanged."""
+    found = re.search(r"Non-existent (?:config )?key: ([\w.]+)", str(error))
+    if not found:
+        return KeyError(f"{source}: {error}") if isinstance(error, KeyError) else error
+    key = found.group(1)
+    close = _closest(key, _all_keys(cfg))
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return UnknownConfigKeyError(
+        f"{source}: unknown config key {key} (neither Detectron2 nor CSGR has it){hint}"
+    )
+
+
+_OPTS = "the command line's KEY VALUE opts"
 
 
 def _type_error(error: ValueError, source: str) -> Exception:

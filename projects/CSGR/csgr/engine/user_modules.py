@@ -15,12 +15,19 @@ import sys
 from types import ModuleType
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ["ENV_VAR", "add_register_argument", "import_user_module", "import_user_modules"]
+__all__ = [
+    "ENV_VAR",
+    "add_register_argument",
+    "import_user_module",
+    "import_user_modules",
+    "registered_on_command_line",
+]
 
 logger = logging.getLogger(__name__)
 
 ENV_VAR = "CSGR_REGISTER"
 _IMPORTED: Dict[str, ModuleType] = {}
+_FROM_ARGS: List[str] = []  # the --register values of the latest command line, as given
 
 
 def import_user_module(spec: str) -> ModuleType:
@@ -52,7 +59,14 @@ def import_user_module(spec: str) -> ModuleType:
 def import_user_modules(specs: Optional[Sequence[str]] = None) -> List[ModuleType]:
     """Import the modules in ``specs`` and in ``$CSGR_REGISTER``, each once per process."""
     env = [s for s in os.environ.get(ENV_VAR, "").split(os.pathsep) if s]
+    _FROM_ARGS[:] = list(specs or [])
     return [import_user_module(s) for s in [*env, *(specs or [])]]
+
+
+def registered_on_command_line() -> List[str]:
+    """The ``--register`` values given to this process (not those of ``$CSGR_REGISTER``, which
+    a command printed for the user inherits), for commands that must import them too."""
+    return list(_FROM_ARGS)
 
 
 def add_register_argument(parser) -> None:

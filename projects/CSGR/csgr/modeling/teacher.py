@@ -14,6 +14,7 @@ from detectron2.config import CfgNode
 from torch import nn
 
 from ..config import load_config, num_classes, resolve_path
+from ..errors import MissingTeacherConfigError
 from .build import build_detector
 from .teacher_missing import require_teacher_weights
 
@@ -27,14 +28,16 @@ def get_teacher_cfg(cfg: CfgNode) -> CfgNode:
     student's device.
 
     Raises:
-        ValueError / FileNotFoundError: naming the key or the path at fault.
+        MissingTeacherConfigError: naming the key and the path at fault.
     """
     path = cfg.MODEL.DISTILL.TEACHER.CONFIG_FILE
     if not path:
-        raise ValueError("MODEL.DISTILL.TEACHER.CONFIG_FILE is empty: the Distiller needs one")
+        raise MissingTeacherConfigError(
+            "MODEL.DISTILL.TEACHER.CONFIG_FILE is empty: the Distiller needs one"
+        )
     resolved = resolve_path(path)
     if not os.path.isfile(resolved):
-        raise FileNotFoundError(
+        raise MissingTeacherConfigError(
             f"MODEL.DISTILL.TEACHER.CONFIG_FILE: no such file {path!r} (looked in the working "
             f"directory {os.getcwd()}; a path in a config file is also looked up next to it)"
         )

@@ -7,20 +7,28 @@ says so before anything is built, with the command that writes that file.
 
 import os
 import shlex
+from typing import Optional, Sequence
 
 from detectron2.config import CfgNode
 
 from ..config import resolve_path
+from ..engine.user_modules import registered_on_command_line
 from ..errors import MissingTeacherWeightsError
 
 __all__ = ["train_teacher_command", "require_teacher_weights"]
 
 
-def train_teacher_command(cfg: CfgNode) -> str:
+def train_teacher_command(cfg: CfgNode, register: Optional[Sequence[str]] = None) -> str:
     """The ``tools/train_net.py`` command that trains the teacher of a distillation config and
-    writes ``MODEL.DISTILL.TEACHER.WEIGHTS`` (when it names a ``model_final.pth``)."""
+    writes ``MODEL.DISTILL.TEACHER.WEIGHTS`` (when it names a ``model_final.pth``), with the
+    ``--register`` modules of this process's command line (or ``register``)."""
     teacher = cfg.MODEL.DISTILL.TEACHER
-    command = f"python tools/train_net.py --config-file {shlex.quote(teacher.CONFIG_FILE)}"
+    command = "python tools/train_net.py"
+    if register is None:
+        register = registered_on_command_line()
+    for spec in register:  # the user's datasets, as their command had them
+        command += f" --register {shlex.quote(spec)}"
+    command += f" --config-file {shlex.quote(teacher.CONFIG_FILE)}"
     opts = list(teacher.OPTS)
     if os.path.basename(teacher.WEIGHTS) == "model_final.pth":
         opts += ["OUTPUT_DIR", os.path.dirname(teacher.WEIGHTS) or "."]

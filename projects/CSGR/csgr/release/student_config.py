@@ -10,6 +10,8 @@ from typing import List, Tuple
 
 from detectron2.config import CfgNode, get_cfg
 
+from ..config import add_csgr_config
+
 __all__ = ["DISTILLER", "is_distiller", "student_cfg", "check_vanilla_cfg"]
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,21 @@ def _prune_unknown(node: CfgNode, reference: CfgNode, prefix: str, dropped: List
             dropped.append(prefix + key)
         elif isinstance(node[key], CfgNode) and isinstance(reference[key], CfgNode):
             _prune_unknown(node[key], reference[key], prefix + key + ".", dropped)
+
+
+def _csgr_defaults() -> CfgNode:
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    return cfg
+
+
+def _has_key(cfg: CfgNode, dotted: str) -> bool:
+    node = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, CfgNode) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def student_cfg(cfg: CfgNode, weights: str = "") -> Tuple[CfgNode, List[str]]:
@@ -53,9 +70,15 @@ def student_cfg(cfg: CfgNode, weights: str = "") -> Tuple[CfgNode, List[str]]:
     dropped: List[str] = []
     _prune_unknown(out, get_cfg(), "", dropped)
     extra = [k for k in dropped if k != "MODEL.DISTILL"]
-    if extra:
+    ours = [k for k in extra if _has_key(_csgr_defaults(), k)]
+    if ours:  # expected: the keys CSGR adds, which vanilla Detectron2 cannot read
+        logger.info(f"Left CSGR's own keys out of the student config: {ours}")
+    others = [k for k in extra if k not in ours]
+    if others:
         logger.warning(
-            f"Removed keys unknown to vanilla Detectron2 from the student config: {extra}"
+            f"Removed keys unknown to vanilla Detectron2 and to CSGR from the student config: "
+            f"{others} (a model that needs them will not build as trained from the released "
+            "config)"
         )
     out.MODEL.WEIGHTS = weights
     return out, dropped

@@ -14,15 +14,23 @@ fails.
 
 import json
 import os
+import re
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, TextIO
+from typing import Dict, List, Optional, TextIO, Tuple
 
 from tqdm import tqdm
 
-__all__ = ["MetricsTail", "RunRow", "ProgressBoard", "format_seconds"]
+__all__ = [
+    "LineTail",
+    "MetricsTail",
+    "RunRow",
+    "ProgressBoard",
+    "format_seconds",
+    "inference_progress",
+]
 
 
 def format_seconds(seconds: Optional[float]) -> str:
@@ -37,40 +45,60 @@ def format_seconds(seconds: Optional[float]) -> str:
     return f"{seconds}s"
 
 
-class MetricsTail:
-    """Reads the lines a Detectron2 run appends to ``<output_dir>/metrics.json``.
-
-    Only complete lines are consumed (a line being written is read on the next call); a file
-    that shrinks (the run was restarted) is read again from its start.
-    """
+class LineTail:
+    """Reads the complete lines a run appends to a file (a line being written is read on the
+    next call); a file that shrinks (the run was restarted) is read again from its start."""
 
     def __init__(self, path: str):
         self.path = path
         self._offset = 0
         self._partial = ""
 
-    def read_new(self) -> List[dict]:
-        """The records appended since the last call (possibly none)."""
+    def read_lines(self) -> List[str]:
+        """The lines appended since the last call (possibly none), without their newline."""
         try:
             size = os.path.getsize(self.path)
         except OSError:
             return []
         if size < self._offset:
             self._offset, self._partial = 0, ""
-        with open(self.path) as f:
+        with open(self.path, errors="replace") as f:
             f.seek(self._offset)
             chunk = f.read()
             self._offset = f.tell()
         lines = (self._partial + chunk).split("\n")
         self._partial = lines.pop()  # "" when the chunk ended with a newline
+        return lines
+
+
+class MetricsTail(LineTail):
+    """Reads the records a Detectron2 run appends to ``<output_dir>/metrics.json``."""
+
+    def read_new(self) -> List[dict]:
+        """The records appended since the last call (possibly none)."""
         records = []
-        for line in lines:
+        for line in self.read_lines():
             if line.strip():
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError:
                     continue  # not a metrics record; Detectron2 writes one JSON object a line
         return records
+
+
+# Detectron2's inference_on_dataset logs "Inference done 107/200. ... ETA=0:02:18" every 5 s.
+_INFERENCE = re.compile(r"Inference done (\d+)/(\d+)\..*ETA=(?:(\d+) days?, )?(\d+):(\d+):(\d+)")
+
+
+def inference_progress(line: str) -> Optional[Tuple[int, int, float]]:
+    """(images done, images in all, seconds left) of an evaluation's progress line of
+    Detectron2's log, or None for another line."""
+    found = _INFERENCE.search(line)
+    if not found:
+        return None
+    done, total, days, h, m, sec = found.groups()
+    eta = int(days or 0) * 86400 + int(h) * 3600 + int(m) * 60 + int(sec)
+    return int(done), int(total), float(eta)
 
 
 @dataclass
@@ -86,6 +114,8 @@ class RunRow:
         sec_per_it: Detectron2's smoothed ``time`` of the last record.
         total_loss: the last ``total_loss``.
         ap: ``bbox/AP`` once the run is evaluated.
+        evaluation: (images done, images in all, seconds left) of the evaluation running now,
+            from the run's ``log.txt``.
     """
 
     name: str
@@ -98,7 +128,9 @@ class RunRow:
     total_loss: Optional[float] = None
     ap: Optional[float] = None
     started: Optional[float] = None
+    evaluation: Optional[Tuple[int, int, float]] = None
     tail: Optional[MetricsTail] = field(default=None, repr=False)
+    log_tail: Optional[LineTail] = field(default=None, repr=False)
 
     def update(self, records: List[dict]) -> None:
         for r in records:
@@ -109,15 +141,27 @@ class RunRow:
                     self.sec_per_it = float(r["time"])
             if "bbox/AP" in r:
                 self.ap = float(r["bbox/AP"])
+                self.evaluation = None
+
+    def update_log(self, lines: List[str]) -> None:
+        """Evaluation progress from new lines of the run's log."""
+        for line in lines:
+            progress = inference_progress(line)
+            if progress is not None:
+                self.evaluation = progress
 
     def eta(self, fallback_sec_per_it: Optional[float] = None) -> Optional[float]:
-        """Seconds left in training (evaluation not counted); None if unknown."""
+        """Seconds left in training, plus those of the evaluation running now (evaluations to
+        come not counted); None if unknown."""
         if self.state in ("done", "reused", "failed", "diverged"):
             return 0.0
+        evaluating = self.evaluation[2] if self.evaluation is not None else 0.0
+        if self.iteration >= self.total:
+            return evaluating
         rate = self.sec_per_it if self.sec_per_it is not None else fallback_sec_per_it
         if rate is None:
             return None
-        return (self.total - self.iteration) * rate
+        return (self.total - self.iteration) * rate + evaluating
 
     def describe(self) -> str:
         """Everything but the bar: ``0.94 s/it  loss 1.234  eta 4m23s`` or the result."""
@@ -133,7 +177,10 @@ class RunRow:
         if self.state == "done":
             parts.append(f"AP {self.ap:.2f}" if self.ap is not None else "done")
         elif self.state == "running":
-            if self.iteration >= self.total:
+            if self.evaluation is not None:
+                done, total, left = self.evaluation
+                parts.append(f"evaluating {done}/{total} images, eta {format_seconds(left)}")
+            elif self.iteration >= self.total:
                 parts.append("evaluating")
             else:
                 parts.append(f"eta {format_seconds(self.eta())}")
@@ -185,6 +232,7 @@ class ProgressBoard:
             row = self.rows[key]
             row.state, row.started = "running", self.clock()
             row.tail = MetricsTail(os.path.join(row.output_dir, "metrics.json"))
+            row.log_tail = LineTail(os.path.join(row.output_dir, "log.txt"))
             if self.interactive:
                 self._bars[key] = tqdm(
                     total=row.total,
@@ -220,7 +268,10 @@ class ProgressBoard:
                 if row.state == "running" and row.tail is not None:
                     records = row.tail.read_new()
                     row.update(records)
-                    self._draw(key, force=False, changed=bool(records))
+                    evaluation = row.evaluation
+                    row.update_log(row.log_tail.read_lines())
+                    changed = bool(records) or row.evaluation != evaluation
+                    self._draw(key, force=False, changed=changed)
 
     def write(self, message: str) -> None:
         """Print a message without breaking the bars (use as the runner's ``log``)."""

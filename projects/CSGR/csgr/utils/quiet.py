@@ -1,9 +1,12 @@
 """Narrow filters for dependency warnings a user cannot act on.
 
 Every start of a tool otherwise prints PyTorch's ``torch.jit.script is deprecated``
-FutureWarning (Detectron2 scripts a few helpers at import) and, on the first ROI pooling,
-PyTorch's ``is_fx_tracing will return true for both ...`` message (Detectron2 asks
-``is_fx_tracing()``). Each filter matches one message from one module; every other warning,
+FutureWarning (Detectron2 scripts a few helpers at import), on the first ROI pooling PyTorch's
+``is_fx_tracing will return true for both ...`` message (Detectron2 asks ``is_fx_tracing()``),
+on the first anchors ``torch.meshgrid: in an upcoming release, it will be required to pass the
+indexing argument`` (Detectron2's anchor generator) and, on a machine without CUDA, ``No CUDA
+runtime is found, using CUDA_HOME=...`` (Detectron2's environment summary at the start of
+``train_net``). Each filter matches one message from one module; every other warning,
 those of a user's own code included, is shown as usual.
 
 Set ``CSGR_ALL_WARNINGS=1`` to see everything. Python's own ``-W`` options and
@@ -22,10 +25,14 @@ __all__ = ["QUIET_WARNINGS", "QUIET_LOG_MESSAGES", "install_quiet_filters", "qui
 QUIET_WARNINGS = (
     (r"`torch\.jit\.script` is deprecated", FutureWarning, r"torch\.jit\._script"),
     (r"`torch\.jit\.script` is not supported in Python", FutureWarning, r"torch\.jit\._script"),
+    # Detectron2's anchor generator calls torch.meshgrid without ``indexing``
+    (r"torch\.meshgrid: in an upcoming release", UserWarning, r"torch\.functional"),
 )
 # logger name -> message prefix, for messages sent through logging instead of warnings
 QUIET_LOG_MESSAGES = {
     "torch.fx._symbolic_trace": "is_fx_tracing will return true for both fx.symbolic_trace",
+    # Detectron2's environment summary imports torch.utils.cpp_extension, which looks for CUDA
+    "torch.utils.cpp_extension": "No CUDA runtime is found",
 }
 
 
