@@ -185,3 +185,27 @@ def _nan(value) -> float:
 def _metric(run: dict, metric: str) -> str:
     value = _nan(run.get(metric))
     return "n/a" if math.isnan(value) or value < 0 else _fmt(value)
+
+
+def method_rows(files: List[tuple], method: str) -> str:
+    """Every row of ``method`` (its published, calibrated and variant labels) across results
+    files, with the baseline of the same file.
+
+    Args:
+        files: ``(name, AccuracyResults)`` of each accuracy results file.
+    """
+    headers = ["results file", "student", "seeds", "AP", "ΔAP vs baseline", "baseline AP"]
+    rows = []
+    for name, res in files:
+        for label in res.labels:
+            if label != method and not label.startswith(method + "-"):
+                continue
+            base = _mean_std(res.stat("baseline", "AP"))
+            if res.seeds(label):
+                ap, delta = _mean_std(res.stat(label, "AP")), _fmt(res.delta(label), True)
+            else:
+                ap, delta = "diverged on every seed", ""
+            rows.append([f"`{name}`", res.name(label), _seeds_cell(res, label), ap, delta, base])
+    if not rows:
+        return f"No results of {method} yet."
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)

@@ -5,7 +5,7 @@ import glob
 import os
 from typing import Callable, Dict, List, Tuple
 
-from .accuracy_tables import compact_table, full_table, make_main_table
+from .accuracy_tables import compact_table, full_table, make_main_table, method_rows
 from .markers import replace_blocks, stale_blocks
 from .methods import bibtex, keys_table, methods_table
 from .results import RESULTS_DIR, AccuracyResults, load_results
@@ -48,11 +48,22 @@ def _results(root: str, name: str, view: str, doc_dir: str) -> str:
     return full_table(res)
 
 
+def _accuracy_files(root: str) -> List[Tuple[str, AccuracyResults]]:
+    """``(name, results)`` of every multi-seed accuracy results file, by name."""
+    files = []
+    for path in sorted(glob.glob(os.path.join(root, RESULTS_DIR, "*.json"))):
+        name = os.path.splitext(os.path.basename(path))[0]
+        data = load_results(root, name)
+        if "results" in data and "meta" not in data and len(data["provenance"]["seeds"]) > 1:
+            files.append((name, AccuracyResults(data)))
+    return files
+
+
 def render_spec(root: str, spec: str, path: str) -> str:
     """The text of the block ``spec`` (``<source>[:<view>]``) in the file ``path``.
 
     Sources: ``methods`` (views ``table``, ``bibtex``), ``method-<NAME>`` (views ``keys``,
-    ``bibtex``), ``gpu_check``, or results files (``a`` or ``a+b`` for the ``compact`` view;
+    ``bibtex``, ``results``), ``gpu_check``, or results files (``a`` or ``a+b`` for the ``compact`` view;
     views ``full``, ``compact``, ``make_main``, ``command``).
 
     Raises:
@@ -71,6 +82,8 @@ def render_spec(root: str, spec: str, path: str) -> str:
             return keys_table(name)
         if view == "bibtex":
             return bibtex([name])
+        if view == "results":
+            return method_rows(_accuracy_files(root), name)
         raise ValueError(f"{path}: block 'results:{spec}': unknown view {view!r}")
     if source == "gpu_check":
         return _gpu_section(root)
