@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Make Detectron2 importable by the running interpreter, without committing its code.
 
-Resolution order (README, "Detectron2"):
+Resolution order (docs/install.md, "Detectron2"):
 
 1. A Detectron2 that this interpreter can already import (for example a user's own CUDA build
    from the official source, visible through ``--system-site-packages``) is used as is.

@@ -1,5 +1,6 @@
-"""The criss-cross attention as it was before issue 15, kept to time it against the current one
-in the same run (``tools/benchmark_criss_cross.py``) and to test that both agree.
+"""The previous criss-cross attention (1x1 convs and ``torch.matmul`` on permuted views), kept to
+time it against the current one in the same run (``tools/benchmark_criss_cross.py``) and to
+test that both agree.
 
 The block's three 1x1 convs, then energies, a concatenated softmax and the aggregation through
 ``torch.matmul`` on permuted views (what PyTorch's autograd makes of them, copies included).

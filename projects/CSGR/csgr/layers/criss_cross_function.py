@@ -14,7 +14,7 @@ Layouts are chosen so that every product is a GEMM whose matrices BLAS reads and
 
 The 1x1-conv formulation it replaces went through PyTorch's im2col convolution on the CPU (a copy
 of the input per call, about 40% of a pass at P3) and made several strided (transposing) passes
-over value-sized tensors; BENCHMARKS.md (section 2) has the figures.
+over value-sized tensors; BENCHMARKS.md ("Criss-cross attention") has the figures.
 """
 
 from typing import Optional

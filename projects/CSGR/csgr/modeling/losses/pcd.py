@@ -26,10 +26,11 @@ edge distributions, so here:
   ``|q_t - q_s|^gamma * KL(q_t || q_s)`` over the positive anchors, divided by their number.
   The branch belongs to this loss module and is dropped at export; it shapes the student's
   features, not its scores. Its predictions on negative anchors are never used, so by default
-  they are not trained; ``quality_anchors="all"`` trains them towards 0 as GFL's quality focal
-  loss does (the sum over every non-ignored anchor, still divided by the positives: about 150k
-  anchors over a few hundred positives on the coral images, a step that ran away within 30
-  iterations, during the warm-up to LR 0.01: BENCHMARKS section 5).
+  they are not trained. **Departure from GFL**: ``quality_anchors="all"`` trains them towards 0
+  as GFL's quality focal loss does (the sum over every non-ignored anchor, still divided by the
+  positives: about 150k anchors over a few hundred positives on 320x320 images, P2-P6, 9 anchors
+  per position), a step that can feed its own growth through the branch and the features it
+  reads (docs/methods/pcd.md).
 
 Left out: SDGQP's distribution statistics (no distribution head), any change of the student's
 head or of its inference scores, and the paper's own loss weights (the abstract gives none; the
@@ -299,8 +300,8 @@ class PCD(DistillMethod):
         _C.QUALITY_GAMMA = 2.0
         # Anchors of loss_pcd_quality: "positive" (positive anchors only) or "all" (every
         # non-ignored anchor, the teacher's quality 0 on negatives, as in GFL's quality focal
-        # loss; the default before 2026-11-30). "all" sums ~150k anchors over a few hundred
-        # positives: its step on the branch and the features it reads runs away (BENCHMARKS 5).
+        # loss). "all" sums ~150k anchors over a few hundred positives, a step on the branch and
+        # the features it reads that can run away (docs/methods/pcd.md).
         _C.QUALITY_ANCHORS = "positive"
         # Temperature T (> 0, unitless) dividing both sides' classification logits in
         # loss_pcd_cls.
