@@ -10,7 +10,7 @@ import platform
 import subprocess
 from typing import Optional
 
-__all__ = ["git_commit", "machine", "provenance"]
+__all__ = ["cpu_model", "git_commit", "machine", "provenance"]
 
 
 def git_commit(root: str) -> Optional[str]:
@@ -32,7 +32,8 @@ def git_commit(root: str) -> Optional[str]:
     return head + ("+dirty" if dirty else "")
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what :mod:`platform` knows."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -48,7 +49,7 @@ def machine() -> str:
     2 CPUs; torch 2.4.1"."""
     import torch
 
-    text = f"{_cpu_model()}, {os.cpu_count()} CPUs; torch {torch.__version__}"
+    text = f"{cpu_model()}, {os.cpu_count()} CPUs; torch {torch.__version__}"
     if torch.cuda.is_available():
         text += f"; {torch.cuda.get_device_name(0)}"
     return text

@@ -32,7 +32,11 @@ def _mean_std(stat: dict) -> str:
 
 def _seeds_cell(res: AccuracyResults, label: str) -> str:
     done, failed = len(res.seeds(label)), len(res.failures(label))
-    return f"{done}" + (f" ({failed} diverged)" if failed else "")
+    cell = f"{done}" + (f" ({failed} diverged)" if failed else "")
+    planned = res.data.get("provenance", {}).get("seeds", [])
+    if label != "teacher" and done and not failed and len(res.seeds(label)) < len(planned):
+        cell += " (seed " + ", ".join(str(s) for s in res.seeds(label)) + ")"
+    return cell
 
 
 def _per_seed_cell(res: AccuracyResults, label: str) -> str:

@@ -100,10 +100,14 @@ class AccuracyResults:
         return self.stat(label, metric)["mean"]
 
     def delta(self, label: str) -> float:
-        """AP difference to the baseline (as reported, or of the means)."""
+        """AP difference to the baseline: as reported, or of the means; a label trained on fewer
+        seeds than the baseline is compared with the baseline's runs of the same seeds."""
         given = self.data.get("aggregate", {}).get(label, {}).get("delta_AP")
         if given is not None:
             return given
+        seeds, base = self.seeds(label), self.per_seed("baseline") or {}
+        if set(seeds) < set(base):
+            return self.mean(label) - sum(base[s] for s in seeds) / len(seeds)
         return self.mean(label) - self.mean("baseline")
 
     def has_metric(self, metric: str) -> bool:
