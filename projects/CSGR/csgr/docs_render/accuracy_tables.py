@@ -7,6 +7,7 @@ from typing import List
 
 from tabulate import tabulate
 
+from ..modeling.losses import get_method, method_names
 from .results import METRICS, AccuracyResults, divergence
 
 __all__ = ["full_table", "compact_table", "make_main_table"]
@@ -155,7 +156,27 @@ def compact_table(results: List[AccuracyResults], columns: List[str]) -> str:
         rows.append(row)
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     lines = [_loses_line(res, column) for res, column in zip(results, columns)]
-    return table + "\n\nWhere CSGR loses (mean AP): " + ". ".join(lines) + "."
+    text = table + "\n\nWhere CSGR loses (mean AP): " + ". ".join(lines) + "."
+    missing = [_not_run(res, column) for res, column in zip(results, columns)]
+    missing = [m for m in missing if m]
+    return text + (" Not run yet: " + "; ".join(missing) + "." if missing else "")
+
+
+_ARCH = {"frcnn": "GeneralizedRCNN", "retinanet": "RetinaNet"}
+
+
+def _not_run(res: AccuracyResults, column: str) -> str:
+    """The registered methods that apply to the file's detector and have no row in it."""
+    arch = _ARCH.get(res.data.get("provenance", {}).get("detector", ""))
+    if arch is None:
+        return ""
+    names = [
+        name
+        for name in method_names()
+        if get_method(name).applies_to(arch)
+        and not any(label == name or label.startswith(name + "-") for label in res.labels)
+    ]
+    return f"{column}: {', '.join(names)}" if names else ""
 
 
 def make_main_table(res: AccuracyResults) -> str:
