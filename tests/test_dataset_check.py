@@ -6,6 +6,7 @@ are the ones users report (syntax errors, unknown category ids, unknown class, b
 """
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -139,8 +140,27 @@ def test_check_dataset_reports_labelme_files_as_handled(tmp_path, restore_catalo
     assert (report.num_images, report.num_boxes) == (3, 5)
     assert report.class_counts == {"person": 3, "tv/monitor": 2}
     notes = " ".join(report.notes)
-    for fragment in ("<truncated>/<difficult>", "'191.0'", "['tv/monitor']"):
+    first = os.path.join(str(tmp_path), "Annotations", "img_000.xml")
+    for fragment in (
+        f"<truncated>/<difficult> (read as 0), e.g. <truncated/> in {first}",
+        f"non-integer box corners (rounded), e.g. <xmin>3.0</xmin> in {first}",
+        "['tv/monitor']",
+    ):
         assert fragment in notes, report.summary()
+
+
+def test_a_voc_corner_0_is_clipped_with_its_reason(tmp_path, restore_catalogs, caplog):
+    """labelme writes a box from the image's edge with corner 0.0; Detectron2's 1-based shift
+    makes it -1, and the box is clipped back: the check and the training log say why."""
+    objects = {"img_000": [("person", 0, 0, 20, 30)], "img_001": [("person", 2, 3, 70, 20)]}
+    name = register_voc("test_check_corner_0", write_voc(tmp_path, objects))
+    notes = " ".join(check_dataset(name).notes)
+    assert "2 box(es) extend beyond their image (clipped)" in notes
+    assert "(a corner 0 of a 1-based VOC file, -1 after Detectron2's shift to 0-based)" in notes
+    assert "(6 px beyond the 64x48 image)" in notes
+    with caplog.at_level(logging.WARNING, logger="csgr.data.box_checks"):
+        Trainer.build_train_loader(_train_cfg(name))
+    assert "clipped (a corner 0 of a 1-based VOC file" in caplog.text
 
 
 BROKEN_VOC = {

@@ -24,6 +24,7 @@ from csgr.data.datasets.catalog_utils import load_coco_checked
 from csgr.data.mapper import BadImageError, CheckedDatasetMapper
 from csgr.engine import Trainer, setup_cfg
 from csgr.engine.nan_guard import NonFiniteLossError
+from csgr.errors import UnknownConfigKeyError
 from csgr.modeling import DISTILL_LOSS_REGISTRY
 from csgr.modeling.losses.csgr import CSGRLoss
 
@@ -260,11 +261,12 @@ def test_config_unknown_key_or_wrong_type_is_named(tmp_path, body, exc, fragment
 @pytest.mark.parametrize(
     "opts, exc, fragment",
     [
-        # yacs (Detectron2's own keys too) raises AssertionError for an unknown key in opts
+        # yacs asserts that an opt's key exists; load_config names it and the closest key
         (
             ["MODEL.DISTILL.CSGR.CAT_WEIGTH", "1e-3"],
-            AssertionError,
-            "MODEL.DISTILL.CSGR.CAT_WEIGTH",
+            UnknownConfigKeyError,
+            "MODEL.DISTILL.CSGR.CAT_WEIGTH (neither Detectron2 nor CSGR has it); did you mean "
+            "MODEL.DISTILL.CSGR.CAT_WEIGHT?",
         ),
         (["MODEL.DISTILL.CSGR.RECURRENCE", "two"], ValueError, "MODEL.DISTILL.CSGR.RECURRENCE"),
     ],
@@ -304,9 +306,12 @@ def test_unreadable_teacher_weights_name_the_file(tmp_path, content):
 # ------------------------------------------------------------------------------ NaN losses
 
 
-def _train_until_it_stops(tmp_path, shapes_root, monkeypatch, patched_forward):
+def _train_until_it_stops(tmp_path, shapes_root, monkeypatch, patched_forward, **solver):
     """Train a 6-iteration CSGR run (checkpoint every 2) whose ``CSGRLoss.forward`` is
     ``patched_forward(original_forward, self, batch)``; it must stop with NonFiniteLossError.
+
+    Args:
+        solver: ``device`` ("cpu" or "cuda") and ``amp`` (an AMP precision, or "" for none).
 
     Returns:
         (cfg, trainer, the error's message).
@@ -314,6 +319,9 @@ def _train_until_it_stops(tmp_path, shapes_root, monkeypatch, patched_forward):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(shapes_root))
     cfg = shapes_distill_cfg(tmp_path, max_iter=6, period=2)
     add_reliability_config(cfg)
+    cfg.MODEL.DEVICE = solver.get("device", "cpu")
+    cfg.SOLVER.AMP.ENABLED = bool(solver.get("amp"))
+    cfg.SOLVER.AMP.PRECISION = solver.get("amp") or cfg.SOLVER.AMP.PRECISION
     forward = CSGRLoss.forward
     monkeypatch.setattr(
         CSGRLoss, "forward", lambda self, batch: patched_forward(forward, self, batch)
@@ -325,17 +333,18 @@ def _train_until_it_stops(tmp_path, shapes_root, monkeypatch, patched_forward):
     return cfg, trainer, str(e.value)
 
 
-def test_nan_loss_stops_training_naming_term_and_iteration(
-    tmp_path, shapes_root, monkeypatch, restore_catalogs  # noqa: F811
-):
-    def nan_at_iteration_3(forward, self, batch):
-        losses = forward(self, batch)
-        if get_event_storage().iter == 3:
-            losses["loss_csgr_rel"] = losses["loss_csgr_rel"] * float("nan")
-        return losses
+def _nan_at_iteration_3(forward, self, batch):
+    losses = forward(self, batch)
+    if get_event_storage().iter == 3:
+        losses["loss_csgr_rel"] = losses["loss_csgr_rel"] * float("nan")
+    return losses
 
+
+def _assert_nan_stops_training(tmp_path, shapes_root, monkeypatch, **solver):
+    """A NaN term at iteration 3 stops training before any update uses it: the error names the
+    term, the iteration and the last checkpoint, which stays the last one written."""
     cfg, trainer, message = _train_until_it_stops(
-        tmp_path, shapes_root, monkeypatch, nan_at_iteration_3
+        tmp_path, shapes_root, monkeypatch, _nan_at_iteration_3, **solver
     )
     assert "iteration 3" in message and "loss_csgr_rel=nan" in message
     assert "model_0000001.pth" in message and "loss_csgr_cat=" in message
@@ -348,6 +357,22 @@ def test_nan_loss_stops_training_naming_term_and_iteration(
     # no update used the NaN: the weights in memory are still finite
     for k, v in trainer.model.state_dict().items():
         assert not v.is_floating_point() or torch.isfinite(v).all(), k
+
+
+def test_nan_loss_stops_training_naming_term_and_iteration(
+    tmp_path, shapes_root, monkeypatch, restore_catalogs  # noqa: F811
+):
+    _assert_nan_stops_training(tmp_path, shapes_root, monkeypatch)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("amp", ["", "float16"])
+def test_nan_loss_stops_training_on_cuda(
+    tmp_path, shapes_root, monkeypatch, restore_catalogs, amp  # noqa: F811
+):
+    """On CUDA too, with float16 AMP as well: the guard stops at the NaN, before the GradScaler
+    would silently skip the step."""
+    _assert_nan_stops_training(tmp_path, shapes_root, monkeypatch, device="cuda", amp=amp)
 
 
 def test_nan_message_names_the_term_that_grew():

@@ -15,7 +15,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from detectron2.structures import BoxMode
 
-__all__ = ["sanitize_boxes"]
+__all__ = ["sanitize_boxes", "clip_reason"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def _check_box(ann: dict, width, height) -> Tuple[str, list]:
     mode = ann.get("bbox_mode", BoxMode.XYWH_ABS)
     if len(ann["bbox"]) != 4 or mode not in (BoxMode.XYWH_ABS, BoxMode.XYXY_ABS):
         return "", []  # rotated or relative boxes are left to the user's pipeline
-    x0, y0, x1, y1 = (float(v) for v in BoxMode.convert(list(ann["bbox"]), mode, BoxMode.XYXY_ABS))
+    x0, y0, x1, y1 = _xyxy(ann)
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
         return NON_FINITE, []
     if x1 <= x0 or y1 <= y0:
@@ -42,6 +42,27 @@ def _check_box(ann: dict, width, height) -> Tuple[str, list]:
     if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
         return OUTSIDE, []
     return "", clipped if clipped != [x0, y0, x1, y1] else []
+
+
+def _xyxy(ann: dict) -> List[float]:
+    mode = ann.get("bbox_mode", BoxMode.XYWH_ABS)
+    return [float(v) for v in BoxMode.convert(list(ann["bbox"]), mode, BoxMode.XYXY_ABS)]
+
+
+def clip_reason(ann: dict, width, height) -> str:
+    """Why a box is clipped, in words: by how much it extends beyond its image, or for a corner
+    at exactly -1, that a VOC file's corner 0 becomes -1 when Detectron2's VOC loader shifts
+    the 1-based corners to 0-based ones (the box loses nothing).
+
+    Args:
+        ann: the annotation (``bbox``, ``bbox_mode``) before clipping.
+        width / height: the image's size.
+    """
+    x0, y0, x1, y1 = _xyxy(ann)
+    beyond = max(-x0, -y0, x1 - width, y1 - height)
+    if -1.0 in (x0, y0) and beyond <= 1.0:
+        return "a corner 0 of a 1-based VOC file, -1 after Detectron2's shift to 0-based"
+    return f"{beyond:g} px beyond the {width}x{height} image"
 
 
 def sanitize_boxes(
@@ -75,6 +96,8 @@ def sanitize_boxes(
             if reason or clipped:
                 changed = True
                 what = f"dropped ({reason})" if reason else "clipped"
+                if clipped:
+                    what += f" ({clip_reason(ann, record['width'], record['height'])})"
                 for key in ("dropped", reason) if reason else ("clipped",):
                     counts[key] += 1
                 if len(examples) < _EXAMPLES:

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils.file_io import PathManager
 
-from ..box_checks import _check_box
+from ..box_checks import _check_box, clip_reason
 from ..mapper import BadImageError, read_image_checked
 from .load import (
     annotation_notes,
@@ -86,13 +86,15 @@ def _check_voc_evaluation(report: DatasetReport, name: str, files: List[VocFile]
             f"metadata 'year' is {meta.get('year', None)!r}: the VOC evaluator needs 2007 (11-point "
             "AP) or 2012"
         )
-    tolerated = Counter()
+    tolerated, example = Counter(), {}
     for f in files:
         tolerated.update(f.tolerated)
+        for what, instance in f.examples.items():
+            example.setdefault(what, f"{instance} in {f.path}")
     for what, count in sorted(tolerated.items()):
         report.notes.append(
-            f"{count} annotation file(s) with {what}: Detectron2's VOC evaluator parser fails on "
-            "them; CSGR's evaluator accepts them"
+            f"{count} annotation file(s) with {what}, e.g. {example[what]}: Detectron2's VOC "
+            "evaluator parser fails on them; CSGR's evaluator accepts them"
         )
     unsafe = unsafe_class_names(list(meta.get("thing_classes", [])))
     if unsafe:
@@ -104,7 +106,7 @@ def _check_voc_evaluation(report: DatasetReport, name: str, files: List[VocFile]
 
 def _check_records(report: DatasetReport, dicts: List[dict], name: str, num_classes) -> None:
     classes = list(MetadataCatalog.get(name).get("thing_classes", []))
-    ids, boxes, dropped, empty = Counter(), Counter(), [], 0
+    ids, boxes, dropped, clipped, empty = Counter(), Counter(), [], [], 0
     for record in dicts:
         anns = record.get("annotations", [])
         empty += not anns
@@ -114,6 +116,9 @@ def _check_records(report: DatasetReport, dicts: List[dict], name: str, num_clas
             boxes[reason or ("clipped" if clip else "ok")] += 1
             if reason:
                 dropped.append(f"{record.get('file_name')}: {list(ann['bbox'])} ({reason})")
+            elif clip:
+                why = clip_reason(ann, record["width"], record["height"])
+                clipped.append(f"{record.get('file_name')}: {list(ann['bbox'])} ({why})")
     report.num_images, report.num_boxes = len(dicts), sum(ids.values())
     limits = [(len(classes), f"{len(classes)} thing_classes")] if classes else []
     if num_classes is not None:
@@ -134,8 +139,10 @@ def _check_records(report: DatasetReport, dicts: List[dict], name: str, num_clas
         report.warnings.append(
             f"{len(dropped)} box(es) are dropped in training: {examples(dropped)}"
         )
-    if boxes["clipped"]:
-        report.notes.append(f"{boxes['clipped']} box(es) extend beyond their image (clipped)")
+    if clipped:
+        report.notes.append(
+            f"{len(clipped)} box(es) extend beyond their image (clipped): {examples(clipped)}"
+        )
     if empty:
         report.notes.append(f"{empty} image(s) have no box")
 

@@ -18,7 +18,7 @@ import math
 import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from detectron2.utils.file_io import PathManager
@@ -36,7 +36,7 @@ __all__ = [
 
 EMPTY_TAG = "empty or missing <truncated>/<difficult> (read as 0)"
 MISSING_POSE = "missing <pose> (read as 'Unspecified')"
-FLOAT_CORNERS = "non-integer box corners such as '191.0' (rounded)"
+FLOAT_CORNERS = "non-integer box corners (rounded)"
 _CORNERS = ("xmin", "ymin", "xmax", "ymax")
 _CLASSES_SHOWN = 30
 
@@ -60,6 +60,7 @@ class VocFile:
     objects: List[VocObject] = field(default_factory=list)
     error: str = ""
     tolerated: List[str] = field(default_factory=list)
+    examples: Dict[str, str] = field(default_factory=dict)  # tolerated kind -> first instance
 
 
 def voc_split_files(dirname: str, split: str) -> List[Tuple[str, str]]:
@@ -82,10 +83,10 @@ def _text(node: Optional[ET.Element]) -> str:
     return (node.text or "").strip() if node is not None else ""
 
 
-def _int_flag(obj: ET.Element, tag: str, tolerated: set) -> int:
+def _int_flag(obj: ET.Element, tag: str, tolerated: dict) -> int:
     text = _text(obj.find(tag))
     if not text:
-        tolerated.add(EMPTY_TAG)
+        tolerated.setdefault(EMPTY_TAG, f"<{tag}/>")
         return 0
     try:
         value = float(text)
@@ -96,7 +97,7 @@ def _int_flag(obj: ET.Element, tag: str, tolerated: set) -> int:
     return int(value)
 
 
-def _corners(obj: ET.Element, k: int, tolerated: set) -> Tuple[int, int, int, int]:
+def _corners(obj: ET.Element, k: int, tolerated: dict) -> Tuple[int, int, int, int]:
     box = obj.find("bndbox")
     if box is None:
         raise ValueError(f"object {k} has no <bndbox>")
@@ -110,7 +111,7 @@ def _corners(obj: ET.Element, k: int, tolerated: set) -> Tuple[int, int, int, in
         if not math.isfinite(value):
             raise ValueError(f"object {k}: <{tag}> is {text!r}, not a finite number")
         if not text.lstrip("+-").isdigit():
-            tolerated.add(FLOAT_CORNERS)
+            tolerated.setdefault(FLOAT_CORNERS, f"<{tag}>{text}</{tag}>")
         values.append(int(round(value)))
     return tuple(values)
 
@@ -146,7 +147,7 @@ def read_voc_file(path: str, class_names: Sequence[str]) -> VocFile:
             shown = f"is {text!r}" if text else "is missing"
             result.error = f"<size><{tag}> {shown}: Detectron2's VOC loader needs an integer"
             return result
-    tolerated: set = set()
+    tolerated: Dict[str, str] = {}  # kind -> its first instance in the file
     for k, obj in enumerate(tree.findall("object"), 1):
         name = _text(obj.find("name"))
         try:
@@ -167,8 +168,8 @@ def read_voc_file(path: str, class_names: Sequence[str]) -> VocFile:
             return result
         pose = _text(obj.find("pose"))
         if obj.find("pose") is None:
-            tolerated.add(MISSING_POSE)
+            tolerated.setdefault(MISSING_POSE, f"object {k}")
             pose = "Unspecified"
         result.objects.append(VocObject(name, pose, truncated, difficult, bbox))
-    result.tolerated = sorted(tolerated)
+    result.tolerated, result.examples = sorted(tolerated), tolerated
     return result
