@@ -99,3 +99,51 @@ def ground_truth_as_predictions(dicts, boxes_key="bbox"):
         inputs.append({"image_id": record["image_id"], "file_name": record["file_name"]})
         outputs.append({"instances": instances})
     return inputs, outputs
+
+
+LABELME_VOC_OBJECT = """
+  <object>
+    <name>{}</name>
+    <pose></pose>
+    <truncated/>
+    <difficult/>
+    <bndbox>
+      <xmin>{:.1f}</xmin>
+      <ymin>{:.1f}</ymin>
+      <xmax>{:.1f}</xmax>
+      <ymax>{:.1f}</ymax>
+    </bndbox>
+  </object>"""
+LABELME_VOC = """<annotation>
+  <folder></folder>
+  <filename>{}.jpg</filename>
+  <database></database>
+  <annotation></annotation>
+  <image></image>
+  <size><height>{}</height><width>{}</width><depth>3</depth></size>
+  <segmented></segmented>{}
+</annotation>
+"""
+
+
+def write_labelme_voc(root, objects=OBJECTS, classes=CLASSES, split="train"):
+    """``root/{Annotations,JPEGImages,class_names.txt}`` as ``labelme2voc.py`` writes them
+    (corners as floats, empty flags, ``_background_`` first in ``class_names.txt``), plus the
+    split list ``ImageSets/Main/<split>.txt`` that docs/WORKFLOW.md tells the user to write.
+
+    Returns:
+        ``root``.
+    """
+    write_images(os.path.join(root, "JPEGImages"), objects)
+    os.makedirs(os.path.join(root, "Annotations"), exist_ok=True)
+    for name, objs in objects.items():
+        # labelme stores a rectangle as two points; labelme2voc writes them as xmin..ymax
+        body = "".join(LABELME_VOC_OBJECT.format(*o) for o in objs)
+        with open(os.path.join(root, "Annotations", name + ".xml"), "w") as f:
+            f.write(LABELME_VOC.format(name, SIZE[0], SIZE[1], body))
+    with open(os.path.join(root, "class_names.txt"), "w") as f:
+        f.write("\n".join(["_background_", *classes]))
+    os.makedirs(os.path.join(root, "ImageSets", "Main"), exist_ok=True)
+    with open(os.path.join(root, "ImageSets", "Main", split + ".txt"), "w") as f:
+        f.write("".join(n + "\n" for n in sorted(objects)))
+    return str(root)

@@ -23,6 +23,7 @@ from csgr.config import load_config, num_classes
 from csgr.data.checks import check_dataset
 from csgr.engine.log_setup import setup_csgr_logger
 from csgr.engine.user_modules import add_register_argument, import_user_modules
+from csgr.errors import one_line_errors
 
 # A config key such as DATASETS.TRAIN or MODEL.ROI_HEADS.NUM_CLASSES: where the opts start.
 _CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
@@ -84,4 +85,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():  # an error in the user's files: one line naming it
+        main()

@@ -18,6 +18,7 @@ from detectron2.utils.logger import setup_logger
 import csgr  # noqa: F401  registers the project's datasets (class names for the drawing)
 from csgr.engine.log_setup import setup_csgr_logger
 from csgr.engine.user_modules import add_register_argument, import_user_modules
+from csgr.errors import one_line_errors
 from csgr.visualization.demo import released_cfg, run_demo
 
 
@@ -45,4 +46,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():  # an error in the user's files: one line naming it
+        main()

@@ -7,6 +7,7 @@ from .datasets import (
     ensure_shapes_dataset,
     generate_shapes_dataset,
     register_coco_dataset,
+    register_voc_dataset,
     sample_balanced_subset,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "ensure_shapes_dataset",
     "generate_shapes_dataset",
     "register_coco_dataset",
+    "register_voc_dataset",
     "sample_balanced_subset",
 ]

@@ -12,6 +12,7 @@ from .shapes import (
 )
 from .shapes_generate import SHAPES_CATEGORIES
 from .user_coco import BACKGROUND_CATEGORIES, register_coco_dataset
+from .user_voc import register_voc_dataset
 
 __all__ = [
     "BACKGROUND_CATEGORIES",
@@ -22,5 +23,6 @@ __all__ = [
     "ensure_shapes_dataset",
     "generate_shapes_dataset",
     "register_coco_dataset",
+    "register_voc_dataset",
     "sample_balanced_subset",
 ]
