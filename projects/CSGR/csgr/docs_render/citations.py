@@ -33,16 +33,15 @@ class Paper:
 PAPERS = {
     "CSGR": Paper(
         distils="FPN features: class prototypes + criss-cross relation",
-        short="Liang et al., Chinese Journal of Engineering 2025",
+        short="USTB, in Chinese with an English abstract",
         title="Category semantic and global relation distillation for object detection",
-        url="https://doi.org/10.13374/j.issn2095-9389.2024.04.25.001",
-        bibtex="""@article{liang2025csgr,
-  title   = {Category semantic and global relation distillation for object detection},
-  author  = {Liang, Yanpeng and Ma, Zhonggui and Wang, Zongjie and Li, Zhuo},
-  journal = {Chinese Journal of Engineering},
-  year    = {2025},
-  doi     = {10.13374/j.issn2095-9389.2024.04.25.001},
-  note    = {In Chinese (工程科学学报), English abstract}
+        url="",
+        bibtex="""@misc{csgr,
+  title = {目标检测模型的类别语义和全局关系蒸馏 (Category semantic and global relation
+           distillation for object detection models)},
+  note  = {In Chinese, with an English abstract. Corresponding authors: zhongguima@ustb.edu.cn,
+           wangzj@ustb.edu.cn (University of Science and Technology Beijing). The copy this
+           project has gives no author list, venue or year: complete them from the publisher}
 }""",
     ),
     "FGD": Paper(
@@ -163,8 +162,6 @@ PAPERS = {
              Detection},
   author  = {Yao, Min and Liu, Guofeng and Zhang, Yaozu and Hu, Guangjie},
   journal = {Computers, Materials \\& Continua},
-  volume  = {83},
-  number  = {2},
   pages   = {2189--2205},
   year    = {2025}
 }""",
