@@ -20,6 +20,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances, register_pascal_voc
 from detectron2.evaluation import PascalVOCDetectionEvaluator
 from detectron2.structures import Boxes, Instances
+from labelme_data import LABELME_VOC_OBJECT as LABELME_OBJECT
 from tiny_models import ROOT, tiny_cfg
 
 import csgr  # noqa: F401
@@ -43,19 +44,6 @@ OBJECTS = {
     "img_002": [("person", 10, 12, 50, 44), ("person", 40, 2, 62, 20)],
 }
 SIZE = (48, 64)  # height, width
-LABELME_OBJECT = """
-  <object>
-    <name>{}</name>
-    <pose></pose>
-    <truncated/>
-    <difficult/>
-    <bndbox>
-      <xmin>{:.1f}</xmin>
-      <ymin>{:.1f}</ymin>
-      <xmax>{:.1f}</xmax>
-      <ymax>{:.1f}</ymax>
-    </bndbox>
-  </object>"""
 CLEAN_OBJECT = """
   <object><name>{}</name><pose>Unspecified</pose><truncated>0</truncated>
     <difficult>0</difficult><bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax>
