@@ -1,7 +1,21 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures; tests marked ``cuda`` skip without enough CUDA devices."""
 
 import pytest
+import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` (``cuda(devices=N)``: N devices) skip without enough CUDA devices."""
+    found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for item in items:
+        marker = item.get_closest_marker("cuda")
+        if marker is None:
+            continue
+        needed = marker.kwargs.get("devices", 1)
+        if found < needed:
+            reason = "needs CUDA" if needed == 1 else f"needs {needed} CUDA devices, found {found}"
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
-"""Mixed precision with the Distiller: bfloat16 autocast on the CPU, float16 + GradScaler on CUDA."""
+"""Mixed precision with the Distiller: bfloat16 autocast on the CPU; on CUDA float16 with the
+GradScaler and bfloat16, for every method."""
 
+import itertools
 import math
 
 import pytest
@@ -13,6 +15,7 @@ from tiny_models import distill_cfg, random_batch
 from csgr.config.reliability import add_reliability_config
 from csgr.engine import Trainer
 from csgr.engine.loop import GuardedTrainer, build_train_loop
+from csgr.modeling.losses import method_names
 
 
 class _Recorder(torch.nn.Module):
@@ -28,8 +31,8 @@ class _Recorder(torch.nn.Module):
         return self.losses
 
 
-def _amp_cfg(tmp_path, device="cpu", precision="bfloat16"):
-    cfg = distill_cfg(str(tmp_path))
+def _amp_cfg(tmp_path, device="cpu", precision="bfloat16", arch="GeneralizedRCNN"):
+    cfg = distill_cfg(str(tmp_path), student_arch=arch, teacher_arch=arch)
     add_reliability_config(cfg)
     cfg.MODEL.DEVICE = device
     cfg.SOLVER.AMP.ENABLED = True
@@ -37,14 +40,20 @@ def _amp_cfg(tmp_path, device="cpu", precision="bfloat16"):
     return cfg
 
 
-def _one_step(cfg, batch):
-    model = build_model(cfg)
+def _one_step(cfg, batch, model=None):
+    """One step of the trainer's loop on ``batch`` (repeated for further ``run_step`` calls).
+
+    Returns:
+        (model, loop, the step's losses, the dtypes of the student's first FPN level)
+    """
+    model = model if model is not None else build_model(cfg)
     feature_dtypes = []
     model.student.backbone.register_forward_hook(
-        lambda m, i, out: feature_dtypes.append(out["p2"].dtype)
+        lambda m, i, out: feature_dtypes.append(next(iter(out.values())).dtype)
     )
     recorder = _Recorder(model)
-    loop = build_train_loop(cfg, recorder, [batch], build_optimizer(cfg, model))
+    optimizer = build_optimizer(cfg, model)
+    loop = build_train_loop(cfg, recorder, itertools.repeat(batch), optimizer)
     with EventStorage(0):
         loop.iter = 0
         loop.run_step()
@@ -75,14 +84,68 @@ def test_fp16_on_cpu_is_an_error_naming_the_key(tmp_path):
         build_train_loop(cfg, torch.nn.Linear(1, 1), [], None)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def _cuda_batch():
+    return [dict(b, image=b["image"].cuda()) for b in random_batch()]
+
+
+@pytest.mark.cuda
 def test_fp16_with_grad_scaler_on_cuda(tmp_path):
     cfg = _amp_cfg(tmp_path, device="cuda", precision="float16")
-    batch = [dict(b, image=b["image"].cuda()) for b in random_batch()]
-    model, loop, losses, feature_dtypes = _one_step(cfg, batch)
+    model, loop, losses, feature_dtypes = _one_step(cfg, _cuda_batch())
     assert loop.grad_scaler is not None and "grad_scaler" in loop.state_dict()
     assert feature_dtypes == [torch.float16]
     assert all(v.dtype == torch.float32 and math.isfinite(v.item()) for v in losses.values())
+    # The scaler skips a step whose scaled gradients overflowed and halves its scale; it keeps
+    # the scale after a step it applied. Within a few steps one is applied.
+    before = [p.detach().clone() for p in model.student.parameters()]
+    applied = False
+    with EventStorage(1):
+        for it in range(1, 20):
+            scale = loop.grad_scaler.get_scale()
+            loop.iter = it
+            loop.run_step()
+            if loop.grad_scaler.get_scale() >= scale:
+                applied = True
+                break
+    assert applied, f"every step overflowed; scale now {loop.grad_scaler.get_scale()}"
+    after = list(model.student.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(after, before))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def _method_model(cfg, method):
+    """The Distiller of ``cfg`` with ``method`` alone, or None if the method does not apply to
+    this detector type."""
+    cfg.MODEL.DISTILL.METHODS = [method]
+    try:
+        return build_model(cfg)
+    except ValueError as e:
+        assert "RetinaNet" in str(e) or "GeneralizedRCNN" in str(e) or "ROI" in str(e), e
+        return None
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+@pytest.mark.parametrize("method", method_names())
+def test_every_method_steps_under_cuda_autocast(tmp_path, method, precision):
+    """The trainer's step on CUDA in float16 (GradScaler) and bfloat16: the forward runs in
+    reduced precision, every loss is a finite float32, no weight becomes non-finite."""
+    ran = []
+    for arch in ("GeneralizedRCNN", "RetinaNet"):
+        cfg = _amp_cfg(tmp_path, device="cuda", precision=precision, arch=arch)
+        model = _method_model(cfg, method)
+        if model is None:
+            continue
+        _, loop, losses, feature_dtypes = _one_step(cfg, _cuda_batch(), model)
+        assert (loop.grad_scaler is not None) == (precision == "float16")
+        assert feature_dtypes == [getattr(torch, precision)]
+        assert any(k.startswith(f"loss_{method.lower()}") for k in losses), sorted(losses)
+        for k, v in losses.items():
+            assert v.dtype == torch.float32 and math.isfinite(v.item()), (arch, k, v)
+        for name, p in model.named_parameters():
+            assert torch.isfinite(p).all(), (arch, name)
+        ran.append(arch)
+    assert ran, f"{method} builds with neither a Faster R-CNN nor a RetinaNet student"
 
 
 def test_trainer_trains_with_bf16_from_the_config(

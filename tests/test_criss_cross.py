@@ -1,5 +1,6 @@
 """Criss-cross attention: agreement with dense and brute-force references, memory, precision."""
 
+import copy
 import math
 
 import pytest
@@ -278,23 +279,72 @@ def test_aggregate_entry_point_gradients_float64():
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
 
 
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_autocast_gradients_close_to_float32(dtype):
-    # Under autocast the products run in low precision: gradients keep the parameters' dtype
-    # and stay within a few percent of the float32 ones.
-    block = random_block(16, gamma=0.5, dtype=torch.float32, std=0.2)
-    x = torch.randn(2, 16, 7, 9, requires_grad=True)
-    grad_out = torch.randn(2, 16, 7, 9)
-    _, expected = _values_and_grads(block, block, x, grad_out)
+def _assert_autocast_close_to_float32(dtype, device):
+    """Under autocast the products run in low precision: the output keeps the input's dtype and
+    is within a few percent of the float32 one; gradients keep the parameters' dtype and stay
+    within a few percent of the float32 ones."""
+    block = random_block(16, gamma=0.5, dtype=torch.float32, std=0.2).to(device)
+    x = torch.randn(2, 16, 7, 9, device=device, requires_grad=True)
+    grad_out = torch.randn(2, 16, 7, 9, device=device)
+    expected, expected_grads = _values_and_grads(block, block, x, grad_out)
 
     def under_autocast(t):
-        with torch.autocast("cpu", dtype=dtype):
+        with torch.autocast(device, dtype=dtype):
             return block(t)
 
-    _, grads = _values_and_grads(under_autocast, block, x, grad_out)
-    assert all(g.dtype == torch.float32 for g in grads)
+    y, grads = _values_and_grads(under_autocast, block, x, grad_out)
+    assert y.dtype == torch.float32
+    assert (y - expected).norm() <= 0.05 * (expected - x.detach()).norm()
+    assert all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
     # The input's gradient, then all parameters' together (the key bias's own gradient is 0 in
     # exact arithmetic, a softmax shift, so only its rounding noise shows on its own).
     for part in (slice(0, 1), slice(1, None)):
-        g, g_ref = (torch.cat([t.flatten() for t in gs[part]]) for gs in (grads, expected))
+        g, g_ref = (torch.cat([t.flatten() for t in gs[part]]) for gs in (grads, expected_grads))
         assert (g - g_ref).norm() <= 0.05 * g_ref.norm()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_gradients_close_to_float32(dtype):
+    _assert_autocast_close_to_float32(dtype, "cpu")
+
+
+# ---------------------------------------------------------------------------------- CUDA
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("recurrence", [1, 2])
+@pytest.mark.parametrize("shape", [(2, 8, 5, 7), (2, 8, 1, 6), (1, 16, 4, 4)])
+def test_cuda_values_and_all_gradients_match_dense_float64(shape, recurrence):
+    block = random_block(shape[1], recurrence=recurrence).cuda()
+    x = torch.randn(*shape, dtype=torch.float64, device="cuda", requires_grad=True)
+    grad_out = torch.randn(*shape, dtype=torch.float64, device="cuda")
+    _assert_same_float64_step(block, lambda t: dense_criss_cross_reference(block, t), x, grad_out)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("recurrence", [1, 2])
+def test_cuda_float32_matches_float64_dense_reference(recurrence):
+    # The reference in float64: no TF32 convolution or reduced-precision GEMM can blur it.
+    # Relative errors of whole tensors: about 1e-6 on CPUs; the bound leaves room for other
+    # summation orders.
+    block = random_block(16, recurrence=recurrence, gamma=0.3, dtype=torch.float32).cuda()
+    x = torch.randn(2, 16, 12, 17, device="cuda", requires_grad=True)
+    grad_out = torch.randn(2, 16, 12, 17, device="cuda")
+    y, grads = _values_and_grads(block, block, x, grad_out)
+    reference = copy.deepcopy(block).double()
+    x64 = x.detach().double().requires_grad_(True)
+    y_ref, grads_ref = _values_and_grads(
+        lambda t: dense_criss_cross_reference(reference, t), reference, x64, grad_out.double()
+    )
+    assert (y.double() - y_ref).norm() <= 1e-5 * y_ref.norm()
+    for part in (slice(0, 1), slice(1, None)):  # the input's gradient, then the parameters'
+        g, g_ref = (
+            torch.cat([t.double().flatten() for t in gs[part]]) for gs in (grads, grads_ref)
+        )
+        assert (g - g_ref).norm() <= 1e-4 * g_ref.norm()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_cuda_autocast_close_to_float32(dtype):
+    _assert_autocast_close_to_float32(dtype, "cuda")

@@ -23,6 +23,7 @@ import math
 import subprocess
 import sys
 
+import pytest
 import torch
 from test_resume_kill import (  # noqa: F401  (fixtures)
     one_torch_thread,
@@ -98,13 +99,17 @@ RTOL = {
 }
 
 
-def _launch(tmp_path, shapes_root, config_file, name, num_procs, check=True, **env):
+def _launch(tmp_path, shapes_root, config_file, name, num_procs, check=True, cuda=False, **env):
+    """Launch ``num_procs`` processes of SCRIPT: NCCL with ``cuda``, else gloo (GPUs hidden:
+    Detectron2's launch uses NCCL whenever CUDA is available)."""
     out = tmp_path / name
     script = tmp_path / "ddp_train.py"
     script.write_text(SCRIPT)
     cmd = [sys.executable, str(script), "--config-file", config_file]
     cmd += ["--num-gpus", str(num_procs), "--dist-url", "auto", "OUTPUT_DIR", str(out)]
     env = dict(subprocess_env(shapes_root), **env)
+    if not cuda:
+        env["CUDA_VISIBLE_DEVICES"] = ""
     with open(tmp_path / f"{name}.log", "w") as log:
         proc = subprocess.run(cmd, env=env, stdout=log, stderr=log, check=check, timeout=300)
     return proc, out
@@ -116,8 +121,9 @@ def _run(tmp_path, shapes_root, config_file, name, num_procs):
         return json.load(f), out
 
 
-def _ddp_cfg(tmp_path, max_iter):
+def _ddp_cfg(tmp_path, max_iter, device="cpu"):
     cfg = shapes_distill_cfg(tmp_path, max_iter=max_iter, period=100)
+    cfg.MODEL.DEVICE = device
     cfg.SOLVER.BASE_LR = 0.001
     cfg.SOLVER.IMS_PER_BATCH = 2  # 2 images in one process, 1 per process with 2
     cfg.MODEL.RESNETS.NORM = "GN"
@@ -148,27 +154,37 @@ def test_two_processes_match_one(tmp_path, shapes_root):
         assert torch.equal(rank0[k], rank1[k]), k
 
 
-def _two_ranks_that_fail(tmp_path, shapes_root, name, **env):
-    """Launch 2 processes (4 iterations) that must diverge; returns every log's text (each
-    rank's own log holds its error, rank 0's also goes to the console) after checking that the
-    launch exited with the divergence status, as tools/train_net.py does, and wrote no final
-    model."""
+def _two_ranks_that_fail(tmp_path, shapes_root, name, cuda=False, **env):
+    """Launch 2 processes (4 iterations; on 2 GPUs with NCCL if ``cuda``) that must diverge;
+    returns every log's text (each rank's own log holds its error, rank 0's also goes to the
+    console) after checking that the launch exited with the divergence status, as
+    tools/train_net.py does, and wrote no final model."""
     from csgr.errors import DIVERGED_EXIT_STATUS
 
-    config_file = _ddp_cfg(tmp_path, max_iter=4)
-    proc, out = _launch(tmp_path, shapes_root, config_file, name, 2, check=False, **env)
+    config_file = _ddp_cfg(tmp_path, max_iter=4, device="cuda" if cuda else "cpu")
+    proc, out = _launch(tmp_path, shapes_root, config_file, name, 2, False, cuda, **env)
     assert proc.returncode == DIVERGED_EXIT_STATUS
     assert not (out / "model_final.pth").exists()
     return "".join(p.read_text() for p in [tmp_path / f"{name}.log", *out.glob("log.txt*")])
 
 
-def test_nan_on_one_rank_stops_every_rank(tmp_path, shapes_root):
-    """A NaN term on rank 1 only: both processes stop at the same iteration (no rank hangs in
-    the next all-reduce), the error names the term, the iteration and the rank."""
-    log = _two_ranks_that_fail(tmp_path, shapes_root, "nan", CSGR_TEST_NAN_RANK="1")
+def _assert_nan_on_one_rank_stops_every_rank(tmp_path, shapes_root, cuda):
+    log = _two_ranks_that_fail(tmp_path, shapes_root, "nan", cuda, CSGR_TEST_NAN_RANK="1")
     assert "NonFiniteLossError" in log
     assert "Non-finite loss at iteration 1 on rank 1: loss_csgr_rel=nan" in log
     assert "Non-finite loss at iteration 1 on another rank (rank 0 has only finite" in log
+
+
+def test_nan_on_one_rank_stops_every_rank(tmp_path, shapes_root):
+    """A NaN term on rank 1 only: both processes stop at the same iteration (no rank hangs in
+    the next all-reduce), the error names the term, the iteration and the rank."""
+    _assert_nan_on_one_rank_stops_every_rank(tmp_path, shapes_root, cuda=False)
+
+
+@pytest.mark.cuda(devices=2)
+def test_nan_on_one_rank_stops_every_rank_under_nccl(tmp_path, shapes_root):
+    """The same on two GPUs with NCCL, where the guard's flag is all-reduced on the GPU."""
+    _assert_nan_on_one_rank_stops_every_rank(tmp_path, shapes_root, cuda=True)
 
 
 def test_forward_divergence_on_one_rank_stops_every_rank(tmp_path, shapes_root):

@@ -95,29 +95,57 @@ def test_factors_equal_on_two_gloo_ranks(tmp_path):
     )
 
 
-def test_distiller_calibrates_in_one_process_and_release_records_the_factors(tmp_path):
+def _calibrated_steps(tmp_path, device="cpu", dtype=None):
+    """Three training forwards of a tiny CSGR Distiller in calibrated mode (warm-up 2) on
+    ``device``, under autocast in ``dtype`` if given.
+
+    Returns:
+        (cfg, model, the CSGR terms of each forward, the EventStorage)
+    """
     from detectron2.modeling import build_model
     from detectron2.utils.events import EventStorage
     from tiny_models import distill_cfg, random_batch
 
-    from csgr.release.export import loss_scale_record
-
     cfg = distill_cfg(str(tmp_path))
+    cfg.MODEL.DEVICE = device
     cfg.MODEL.DISTILL.LOSS_SCALE.MODE = "calibrated"
     cfg.MODEL.DISTILL.LOSS_SCALE.WARMUP_ITERS = 2
     torch.manual_seed(0)
     model = build_model(cfg).train()
+    terms = []
     with EventStorage() as storage:
         for it in range(3):
             storage.iter = it
-            losses = model(random_batch(seed=it))
-            distill = {k: v for k, v in losses.items() if k.startswith("loss_csgr")}
-            if it < 2:
-                assert all(v.item() == 0.0 for v in distill.values())
+            with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+                losses = model(random_batch(seed=it))
+            assert all(torch.isfinite(v) for v in losses.values())
+            terms.append({k: v for k, v in losses.items() if k.startswith("loss_csgr")})
             storage.step()
-        assert all(v.item() > 0 for v in distill.values())
-        assert storage.history("loss_scale/CSGR").latest() == model.loss_scale.factors[0].item()
+    return cfg, model, terms, storage
+
+
+def test_distiller_calibrates_in_one_process_and_release_records_the_factors(tmp_path):
+    from detectron2.modeling import build_model
+
+    from csgr.release.export import loss_scale_record
+
+    cfg, model, terms, storage = _calibrated_steps(tmp_path)
+    assert all(v.item() == 0.0 for step in terms[:2] for v in step.values())  # measuring
+    assert terms[2] and all(v.item() > 0 for v in terms[2].values())
+    assert storage.history("loss_scale/CSGR").latest() == model.loss_scale.factors[0].item()
     record = loss_scale_record(cfg, model.state_dict())
     assert record == {"mode": "calibrated", "factors": model.loss_scale.factor_dict()}
     cfg.MODEL.DISTILL.LOSS_SCALE.MODE = "published"
     assert build_model(cfg).loss_scale is None  # published: no state, checkpoints unchanged
+
+
+@pytest.mark.cuda
+def test_distiller_calibrates_on_cuda_under_float16_autocast(tmp_path):
+    """The float64 accumulators and factors live on the GPU; under float16 autocast the scaled
+    terms stay finite float32 and the factors are fixed after the warm-up."""
+    _, model, terms, _ = _calibrated_steps(tmp_path, "cuda", torch.float16)
+    assert model.loss_scale.is_fixed and model.loss_scale.factors.device.type == "cuda"
+    factors = model.loss_scale.factors
+    assert factors.dtype == torch.float64
+    assert torch.isfinite(factors).all() and (factors > 0).all()
+    assert terms[2] and all(v.dtype == torch.float32 and v.item() > 0 for v in terms[2].values())

@@ -306,12 +306,12 @@ def test_unreadable_teacher_weights_name_the_file(tmp_path, content):
 # ------------------------------------------------------------------------------ NaN losses
 
 
-def _train_until_it_stops(tmp_path, shapes_root, monkeypatch, patched_forward, **solver):
-    """Train a 6-iteration CSGR run (checkpoint every 2) whose ``CSGRLoss.forward`` is
+def _train_until_it_stops(
+    tmp_path, shapes_root, monkeypatch, patched_forward, device="cpu", amp=""
+):
+    """Train a 6-iteration CSGR run (checkpoint every 2) on ``device``, with ``amp`` (an AMP
+    precision, or "" for none), whose ``CSGRLoss.forward`` is
     ``patched_forward(original_forward, self, batch)``; it must stop with NonFiniteLossError.
-
-    Args:
-        solver: ``device`` ("cpu" or "cuda") and ``amp`` (an AMP precision, or "" for none).
 
     Returns:
         (cfg, trainer, the error's message).
@@ -319,9 +319,9 @@ def _train_until_it_stops(tmp_path, shapes_root, monkeypatch, patched_forward, *
     monkeypatch.setenv("DETECTRON2_DATASETS", str(shapes_root))
     cfg = shapes_distill_cfg(tmp_path, max_iter=6, period=2)
     add_reliability_config(cfg)
-    cfg.MODEL.DEVICE = solver.get("device", "cpu")
-    cfg.SOLVER.AMP.ENABLED = bool(solver.get("amp"))
-    cfg.SOLVER.AMP.PRECISION = solver.get("amp") or cfg.SOLVER.AMP.PRECISION
+    cfg.MODEL.DEVICE = device
+    cfg.SOLVER.AMP.ENABLED = bool(amp)
+    cfg.SOLVER.AMP.PRECISION = amp or cfg.SOLVER.AMP.PRECISION
     forward = CSGRLoss.forward
     monkeypatch.setattr(
         CSGRLoss, "forward", lambda self, batch: patched_forward(forward, self, batch)
@@ -340,11 +340,11 @@ def _nan_at_iteration_3(forward, self, batch):
     return losses
 
 
-def _assert_nan_stops_training(tmp_path, shapes_root, monkeypatch, **solver):
+def _assert_nan_stops_training(tmp_path, shapes_root, monkeypatch, device="cpu", amp=""):
     """A NaN term at iteration 3 stops training before any update uses it: the error names the
     term, the iteration and the last checkpoint, which stays the last one written."""
     cfg, trainer, message = _train_until_it_stops(
-        tmp_path, shapes_root, monkeypatch, _nan_at_iteration_3, **solver
+        tmp_path, shapes_root, monkeypatch, _nan_at_iteration_3, device, amp
     )
     assert "iteration 3" in message and "loss_csgr_rel=nan" in message
     assert "model_0000001.pth" in message and "loss_csgr_cat=" in message
@@ -366,7 +366,7 @@ def test_nan_loss_stops_training_naming_term_and_iteration(
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("amp", ["", "float16"])
+@pytest.mark.parametrize("amp", ["", "float16"], ids=["fp32", "amp-float16"])
 def test_nan_loss_stops_training_on_cuda(
     tmp_path, shapes_root, monkeypatch, restore_catalogs, amp  # noqa: F811
 ):
