@@ -20,6 +20,7 @@ import sys
 import textwrap
 
 from csgr.benchmark.gpu_check import PARTS, RESULTS_FILE, GpuCheckSettings, run_gpu_check
+from csgr.benchmark.gpu_check_env import driver_version
 from csgr.benchmark.gpu_check_report import render_gpu_section
 
 DEFAULT = GpuCheckSettings()
@@ -77,7 +78,12 @@ def main(argv=None):
         import torch
 
         if not torch.cuda.is_available():
-            parser.error("no CUDA device here; the dry run is --device cpu --quick")
+            parser.error(
+                f"PyTorch {torch.__version__} (built with CUDA {torch.version.cuda}) sees no "
+                f"CUDA device; NVIDIA driver: {driver_version() or 'none found'} (a CUDA build "
+                "needs a driver at least as new as its CUDA version). The dry run is --device "
+                "cpu --quick"
+            )
     user_args = _without_hidden(argv)
     fields = ("device", "quick", "budget_s", "parts", "output", "work_dir", "setup_s")
     settings = GpuCheckSettings(

@@ -60,8 +60,9 @@ def gpu_check_provenance(root: str, device: str, command: str) -> Dict[str, obje
     Returns:
         dict: command, commit, machine, date (:func:`.provenance.provenance`); python, torch,
         cuda (the version torch was built with), cudnn, detectron2, cpu, cpu_count, gpu_count,
-        driver (None without an NVIDIA driver), device ("cpu" or the name of GPU 0) and, on
-        CUDA, gpu_memory_gib and capability.
+        driver (None without an NVIDIA driver), device ("cpu" or the name of GPU 0),
+        tf32_cudnn and tf32_matmul (whether float32 convolutions and matmuls may use TF32) and,
+        on CUDA, gpu_memory_gib and capability.
     """
     import detectron2
     import torch
@@ -79,6 +80,9 @@ def gpu_check_provenance(root: str, device: str, command: str) -> Dict[str, obje
         gpu_count=torch.cuda.device_count() if torch.cuda.is_available() else 0,
         driver=driver_version(),
         device="cpu",
+        # what "fp32" means on a GPU: PyTorch's defaults, which every part keeps
+        tf32_cudnn=torch.backends.cudnn.allow_tf32,
+        tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
     )
     if device.startswith("cuda") and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)

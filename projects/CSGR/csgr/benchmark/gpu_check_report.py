@@ -46,6 +46,10 @@ def _cudnn(version) -> str:
     return f"{version // 10000}.{version % 10000 // 100}.{version % 100}"
 
 
+def _on(flag) -> str:
+    return {True: "on", False: "off"}.get(flag, "unknown")
+
+
 def _provenance(results: dict) -> str:
     p, s = results["provenance"], results["settings"]
     cpus = f"{p['cpu']}, {p['cpu_count']} CPUs"
@@ -54,7 +58,8 @@ def _provenance(results: dict) -> str:
     else:
         where = f"Measured on **{p['device']}** ({p['gpu_count']} GPU"
         where += f"{'s' if p['gpu_count'] != 1 else ''}, {p.get('gpu_memory_gib')} GiB each, "
-        where += f"compute capability {p.get('capability')}; {cpus})"
+        where += f"compute capability {p.get('capability')}; {cpus}; TF32 in fp32 convolutions "
+        where += f"{_on(p.get('tf32_cudnn'))}, in matmuls {_on(p.get('tf32_matmul'))})"
     commit = p["commit"] or "unknown"
     text = f"{where}; NVIDIA driver {p['driver'] or 'none'}; PyTorch {p['torch']} (CUDA "
     text += f"{p['cuda'] or 'none'}, cuDNN {_cudnn(p['cudnn'])}), Detectron2 {p['detectron2']}, "
