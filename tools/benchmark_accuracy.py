@@ -1,15 +1,32 @@
 #!/usr/bin/env python
-"""Accuracy of every distillation method side by side on an offline suite (shapes or coral).
+"""Accuracy of every distillation method side by side, on a built-in suite or on your own data.
 
 Trains, through tools/train_net.py subprocesses, the teacher once, then for each seed the
 baseline student and one student per method, all on the same schedule, augmentation and seed
-(only MODEL.DISTILL.METHODS differs), and reports AP, AP50, AP75, APs, APm, APl per method as
-mean ± std over seeds with the AP range, against the goals (CSGR >= baseline + 2 AP, CSGR >= FGD;
-with calibrated rows: CSGR >= FGD among them, none below the baseline).
-Writes accuracy.md, accuracy.png (AP bar chart) and results.json under --output/<detector>.
---suite picks the data and models: "shapes" (ResNet-FPN from scratch, the default),
-"shapes-pretrained" or "coral" (ImageNet-initialised MobileNetV2-FPN student, EfficientNet-Lite2-FPN
-teacher; coral: real underwater photographs); --output defaults to output/<suite>.
+(only MODEL.DISTILL differs), and reports AP, AP50, AP75, APs, APm, APl per method as mean ± std
+over seeds with the AP range, the goals that apply (CSGR >= baseline + 2 AP, CSGR >= FGD; with
+calibrated rows: CSGR >= FGD among them, none below the baseline) and a recommendation: the
+method to use (best mean of the test set's metric: AP, or AP50 for PASCAL VOC), its gain over the
+baseline and whether the seeds resolve it, the methods that diverged and the loss term that grew,
+and a teacher that scores no better than the baseline student. Writes accuracy.md (a
+README-ready table), accuracy.png and results.json to the study's folder.
+
+Your own data: your teacher and student configs (plain Detectron2 configs; the distillation
+configs are derived from the student's), your datasets registered by --register; runs and report
+go to --output (default output/compare_<student config name>). Methods default to every one that
+applies to the student's detector.
+
+    python tools/benchmark_accuracy.py --register my_datasets.py \
+        --teacher-config configs/MyData/faster_rcnn_R_101_FPN.yaml \
+        --student-config configs/MyData/faster_rcnn_R_50_FPN.yaml --seeds 1 2 3 --reuse
+    python tools/benchmark_accuracy.py --register my_datasets.py --teacher-config T.yaml \
+        --teacher-weights output/T/model_final.pth --student-config S.yaml --num-gpus 8 --reuse
+    python tools/benchmark_accuracy.py ... --screen 0.25 --keep 3   # screen first, see below
+
+Built-in suites (--suite, --detector): "shapes" (ResNet-FPN from scratch, the default),
+"shapes-pretrained" or "coral" (ImageNet-initialised MobileNetV2-FPN student,
+EfficientNet-Lite2-FPN teacher; coral: real underwater photographs); --output defaults to
+output/<suite>, the report goes to <output>/<detector>.
 
     python tools/benchmark_accuracy.py --reuse                      # full schedule, seeds 1 2
     python tools/benchmark_accuracy.py --iters 100 --teacher-iters 300 --methods CSGR FGD --reuse
@@ -25,11 +42,19 @@ for every method, and --calibrated only trains those instead of the published-we
     python tools/benchmark_accuracy.py --methods CSGR FGD --calibrated --seeds 1 2 3 --reuse
     python tools/benchmark_accuracy.py --methods MSE PKD --calibrated only --seeds 1 2 3 --reuse
 
+--screen FRACTION trains the baseline and every method first on FRACTION of the students'
+schedule with the first seed only (in <study>/screen, its own report there), and then only the
+--keep best (by the metric; a diverged one is out) on every seed and the full schedule.
+
 --reuse skips runs whose folder holds an evaluation and a stamp of the same merged config (and,
-for distilled students, of the same teacher weights), and reports a recorded divergence of the
-same config again without training (other failures train again); runs share the layout of
-`make main` (tools/run_main.py), whose teacher and seed-1 students are reused. Trailing KEY VALUE
-opts go to every run (after another option: --methods and --variant take every word that follows).
+for distilled students, of the same teacher weights; for your data, of the same --register
+files), and reports a recorded divergence of the same config again without training (other
+failures train again): an interrupted study continues where it stopped. Suite runs share the
+layout of `make main` (tools/run_main.py), whose teacher and seed-1 students are reused.
+--num-gpus N trains each run on N GPUs (one run after the other); --jobs J trains J student runs
+side by side (threads split evenly). Trailing KEY VALUE opts go to every run (after another
+option: --methods and --variant take every word that follows). A diverged run is a result (in
+the table and the recommendation); the exit status is 1 when a run failed otherwise.
 """
 
 import argparse
@@ -37,28 +62,39 @@ import os
 import shlex
 import sys
 
-from csgr.benchmark.accuracy_report import aggregate, write_accuracy_report
-from csgr.benchmark.accuracy_runs import SUITES, Variant, parse_variant, plan_runs
+from csgr.benchmark.accuracy_report import aggregate
+from csgr.benchmark.accuracy_runs import SUITES, Variant, parse_variant
 from csgr.benchmark.measure import load_average
 from csgr.benchmark.provenance import provenance
-from csgr.benchmark.runner import plan_progress, run_experiment
-from csgr.config import load_config
+from csgr.benchmark.study import StudyPlan, report_study, run_study
+from csgr.benchmark.study_specs import SuiteStudy, UserStudy, applicable_methods
+from csgr.engine.user_modules import add_register_argument, import_user_modules
 from csgr.modeling.losses import method_names
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--suite", choices=sorted(SUITES), default="shapes")
-    parser.add_argument("--detector", choices=sorted(SUITES["shapes"]), default="frcnn")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.epilog = __doc__.split("\n\n", 1)[1]
+    parser.add_argument("--suite", choices=sorted(SUITES), help="a built-in suite (default shapes)")
+    parser.add_argument("--detector", choices=sorted(SUITES["shapes"]), help="default frcnn")
+    parser.add_argument("--teacher-config", help="your teacher's config (with --student-config)")
+    parser.add_argument("--student-config", help="your student's config: your data, your detector")
+    add_register_argument(parser)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="students' SEED")
     parser.add_argument("--iters", type=int, help="student iterations (default: the configs')")
     parser.add_argument("--teacher-iters", type=int, help="teacher iterations (default: config's)")
     parser.add_argument("--teacher-seed", type=int, default=1)
     parser.add_argument("--teacher-weights", default="", help="use this trained teacher instead")
     parser.add_argument(
-        "--methods", nargs="+", default=method_names(), choices=method_names(), metavar="METHOD"
+        "--methods",
+        nargs="+",
+        choices=method_names(),
+        metavar="METHOD",
+        help="default: every method that applies to the student's detector",
     )
     parser.add_argument(
         "--variant",
@@ -76,15 +112,42 @@ def parse_args(argv=None):
         help="also (or, with 'only', instead) every method with MODEL.DISTILL.LOSS_SCALE.MODE "
         "calibrated (<METHOD>-calibrated)",
     )
-    parser.add_argument("--output", help="runs and report go to <output>/<detector>")
+    parser.add_argument(
+        "--screen",
+        type=float,
+        metavar="FRACTION",
+        help="train every method on FRACTION of the schedule and the first seed first; only "
+        "the --keep best go on to every seed and the full schedule",
+    )
+    parser.add_argument("--keep", type=int, default=3, help="methods kept by --screen")
+    parser.add_argument("--output", help="the study's folder (see above)")
     parser.add_argument(
         "--reuse", action="store_true", help="skip finished (or diverged) identical runs"
     )
+    parser.add_argument("--num-gpus", type=int, default=1, help="GPUs of each run")
     parser.add_argument(
         "--jobs", type=int, default=1, help="student runs side by side (threads split evenly)"
     )
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE opts for every run")
     args = parser.parse_args(argv)
+    own = args.student_config or args.teacher_config
+    if own and (args.suite or args.detector):
+        parser.error("--suite/--detector or --teacher-config/--student-config, not both")
+    if own and not (args.student_config and args.teacher_config):
+        parser.error("your own data needs both --teacher-config and --student-config")
+    if args.screen is not None and not 0 < args.screen < 1:
+        parser.error(f"--screen takes a fraction of the schedule in (0, 1), got {args.screen}")
+    if own:
+        args.spec = UserStudy(args.teacher_config, args.student_config, tuple(args.register))
+        stem = os.path.splitext(os.path.basename(args.student_config))[0]
+        args.output = os.path.abspath(args.output or os.path.join("output", "compare_" + stem))
+        args.out_dir = args.output
+    else:
+        args.suite, args.detector = args.suite or "shapes", args.detector or "frcnn"
+        args.spec = SuiteStudy(SUITES[args.suite][args.detector], ROOT)
+        args.output = args.output or os.path.join(ROOT, "output", args.suite)
+        args.out_dir = os.path.join(os.path.abspath(args.output), args.detector)
+    args.methods = args.methods or applicable_methods(args.spec.arch)
     try:
         args.variants = [parse_variant(words) for words in args.variant]
     except ValueError as e:
@@ -94,18 +157,16 @@ def parse_args(argv=None):
         args.variants += [Variant(f"{m}-calibrated", m, calibrated) for m in args.methods]
     # The methods trained at published weights (the baseline always trains).
     args.published = [] if args.calibrated == "only" else list(args.methods)
-    if args.output is None:
-        args.output = os.path.join(ROOT, "output", args.suite)
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    teacher, students, skipped = plan_runs(
-        args.detector,
+    import_user_modules(args.register)  # the test set's evaluator decides the metric
+    plan = StudyPlan(
         args.published,
         args.seeds,
-        args.output,
+        args.out_dir,
         ROOT,
         iters=args.iters,
         teacher_iters=args.teacher_iters,
@@ -113,45 +174,43 @@ def main(argv=None):
         teacher_weights=args.teacher_weights,
         extra_opts=tuple(args.opts),
         variants=tuple(args.variants),
-        suite=args.suite,
+        num_gpus=args.num_gpus,
+        screen=args.screen,
+        keep=args.keep,
     )
     load_before = load_average()
-    board = plan_progress(teacher, students, args.jobs)
-    experiment = run_experiment(
-        teacher,
-        students,
-        args.reuse,
-        args.reuse,
-        args.jobs,
-        args.teacher_weights,
-        log=board.write,
-        progress=board,
-    )
-    spec = SUITES[args.suite][args.detector]
-    title = f"{args.suite} {args.detector}: students {spec.baseline}, teacher {spec.teacher}"
+    outcome = run_study(args.spec, plan, args.reuse, args.jobs)
+    student, teacher = args.spec.names()
     schedule = f"iterations: students {args.iters or 'config'}, teacher " + (
         "given" if args.teacher_weights else str(args.teacher_iters or "config")
     )
     command = "python tools/benchmark_accuracy.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
-    out_dir = os.path.join(os.path.abspath(args.output), args.detector)
+    if args.suite:
+        title = f"{args.suite} {args.detector}: students {student}, teacher {teacher}"
+        facts = dict(suite=args.suite, detector=args.detector)
+    else:
+        title = f"{outcome.split} {args.spec.arch}: students {student}, teacher {teacher}"
+        facts = dict(student_config=args.student_config, teacher_config=args.teacher_config)
+        facts.update(register=list(args.register), detector=args.spec.arch)
     facts = provenance(
         ROOT,
         command,
-        suite=args.suite,
-        detector=args.detector,
-        split=", ".join(load_config(spec.config_file(ROOT, spec.baseline)).DATASETS.TEST),
+        **facts,
+        split=outcome.split,
         teacher_seed=args.teacher_seed,
         schedule=schedule,
     )
-    report = write_accuracy_report(
-        out_dir, title, schedule, args.seeds, command, experiment, skipped, load_before, facts
+    report = report_study(
+        outcome, args.out_dir, title, schedule, args.seeds, command, load_before, facts
     )
     print("\n" + report)
-    if experiment.failed:
-        sys.exit(f"{len(experiment.failed)} run(s) failed: {sorted(experiment.failed)}")
-    return aggregate(experiment.results)
+    failed = outcome.result.failed
+    crashed = sorted(run for run, why in failed.items() if "diverged" not in why)
+    if crashed:
+        sys.exit(f"{len(crashed)} run(s) failed: {crashed}")
+    return aggregate(outcome.result.results)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import math
 import os
 import platform
 import statistics
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from tabulate import tabulate
 
@@ -238,13 +238,17 @@ def write_accuracy_report(
     skipped: Dict[str, str],
     load_before: str,
     provenance: Optional[dict] = None,
+    metric: str = "AP",
+    recommendation: Sequence[str] = (),
+    extra: Optional[dict] = None,
 ) -> str:
     """Write ``accuracy.md``, ``accuracy.png`` and ``results.json`` of a benchmark to ``out_dir``.
 
     ``results.json`` holds ``provenance`` (what produced it, plus the seeds), ``results`` (each
     run's metrics per label), ``aggregate`` (:func:`aggregate`), ``seeds`` (of each label's
-    finished runs), ``seconds``, ``skipped`` and ``failed``: the schema that
-    ``tools/render_docs.py`` renders once the file is copied to ``docs/results/<name>.json``.
+    finished runs), ``seconds``, ``skipped``, ``failed`` and ``recommendation`` (its lines):
+    the schema that ``tools/render_docs.py`` renders once the file is copied to
+    ``docs/results/<name>.json``.
 
     Args:
         title: what was compared (dataset, detector, students, teacher).
@@ -254,6 +258,9 @@ def write_accuracy_report(
         skipped: methods not run, and why.
         load_before: the machine's load when the runs started.
         provenance: command, commit, machine, date, ... (:func:`.provenance.provenance`).
+        metric: the metric of the chart (the test set's: AP, or AP50 for PASCAL VOC).
+        recommendation: lines that end the report (:func:`.recommend.recommend`).
+        extra: more keys of ``results.json`` (e.g. ``metric``, ``screen``).
 
     Returns:
         the markdown report.
@@ -262,7 +269,7 @@ def write_accuracy_report(
     agg = aggregate(results)
     chart = os.path.join(out_dir, "accuracy.png")
     chart_title = title.replace(", ", "\n", 1)  # "<students>\n<teacher>": short lines
-    bar_chart(agg, chart, f"{chart_title}\n{schedule}; student seeds {seeds}")
+    bar_chart(agg, chart, f"{chart_title}\n{schedule}; student seeds {seeds}", metric)
     counts = {label: len(runs) for label, runs in results.items()}
     lines = ["```", command, "```", "", f"{title}; {schedule}; student seeds {seeds}", ""]
     goals = accuracy_goals(agg, experiment.failures)
@@ -277,6 +284,8 @@ def write_accuracy_report(
         + ", ".join(f"{k} {sum(v) / len(v) / 60:.1f}" for k, v in seconds.items()),
         f"- chart: {chart}",
     ]
+    if recommendation:
+        lines += ["", "Recommendation:", "", *recommendation]
     report = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "accuracy.md"), "w") as f:
         f.write(report)
@@ -291,6 +300,8 @@ def write_accuracy_report(
         "seconds": seconds,
         "skipped": skipped,
         "failed": experiment.failed,
+        "recommendation": list(recommendation),
+        **(extra or {}),
     }
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(data, f, indent=1)

@@ -1,14 +1,16 @@
 """Planning the training runs of the offline experiments, for ``make main`` (tools/run_main.py, a
 preset: the teacher, the baseline and the CSGR student of one seed) and the accuracy benchmark
-(tools/benchmark_accuracy.py: every method over several seeds); :mod:`.runner` runs them.
+(tools/benchmark_accuracy.py: every method over several seeds, on a built-in suite or on a
+user's own configs); :mod:`.runner` runs them.
 
 Every run is ``tools/train_net.py`` in a fresh process, as a user would run it, on the configs of
-one suite (:data:`SUITES`: the shapes from scratch, the shapes or the coral photographs with
-ImageNet-initialised backbones): the teacher once, then per seed the baseline student and one
-student per method, all students on the same schedule (``SOLVER.MAX_ITER``/``STEPS``),
-augmentation (the suite's shared base config) and ``SEED``. Only ``MODEL.DISTILL.METHODS``
-differs between students. Runs go to ``<output>/<detector>/<label>/seed<k>`` whichever tool plans
-them, so a teacher (or a student) trained by one is reused by the other.
+one study (:mod:`.study_specs`: a suite of :data:`SUITES`, the shapes from scratch, the shapes or
+the coral photographs with ImageNet-initialised backbones, or a user's teacher and student
+configs): the teacher once, then per seed the baseline student and one student per method, all
+students on the same schedule (``SOLVER.MAX_ITER``/``STEPS``), augmentation and ``SEED``. Only
+``MODEL.DISTILL`` differs between students. Runs go to ``<output>/<label>/seed<k>``
+(``<output>/<detector>/...`` for a suite) whichever tool plans them, so a teacher (or a student)
+trained by one is reused by the other.
 """
 
 import os
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from ..modeling.losses import get_method
+from .study_specs import StudySpec, SuiteStudy, not_applicable
 
 __all__ = [
     "METRICS",
@@ -28,6 +31,7 @@ __all__ = [
     "parse_variant",
     "schedule_opts",
     "plan_runs",
+    "plan_study",
 ]
 
 METRICS = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
@@ -55,10 +59,9 @@ class SuiteDetector:
             (config path, "") or, for a method that does not apply to ``arch``
             (``DistillMethod.APPLIES_TO``) or has no config, (None, why).
         """
-        method_cls = get_method(method)
-        if not method_cls.applies_to(self.arch):
-            only = "/".join(method_cls.APPLIES_TO)
-            return None, f"{method_cls.NOT_APPLICABLE_REASON}: {only} only"
+        why = not_applicable(method, self.arch)
+        if why:
+            return None, why
         path = self.config_file(root, self.distilled.format(method=method.lower()))
         if not os.path.isfile(path):
             return None, f"no config {os.path.relpath(path, os.path.abspath(root))}"
@@ -106,11 +109,13 @@ DETECTORS = SUITES["shapes"]
 @dataclass
 class Run:
     """One training run: ``label`` (teacher, baseline or a method), ``seed`` and its command,
-    run from ``cwd`` (the repository root, where ``tools/train_net.py`` is and from where the
-    configs' relative paths resolve).
+    run from ``cwd`` (where the configs' relative paths resolve: the repository root for a
+    suite, the user's folder for their own configs).
 
     ``depends_on`` names a file (the teacher's weights) whose content is part of the run's
-    identity for ``--reuse``: a retrained teacher invalidates its students.
+    identity for ``--reuse``: a retrained teacher invalidates its students. ``register`` are the
+    modules the run imports first (``--register``: the user's datasets), ``num_gpus`` its
+    ``--num-gpus`` and ``root`` the repository root (``tools/train_net.py``; default ``cwd``).
     """
 
     label: str
@@ -120,13 +125,20 @@ class Run:
     opts: List[str] = field(default_factory=list)
     depends_on: str = ""
     cwd: str = "."
+    register: Tuple[str, ...] = ()
+    num_gpus: int = 1
+    root: str = ""
 
     @property
     def name(self) -> str:
         return f"{self.label} seed {self.seed}"
 
     def command(self) -> List[str]:
-        cmd = [sys.executable, os.path.join(self.cwd, "tools", "train_net.py")]
+        cmd = [sys.executable, os.path.join(self.root or self.cwd, "tools", "train_net.py")]
+        for module in self.register:
+            cmd += ["--register", module]
+        if self.num_gpus > 1:
+            cmd += ["--num-gpus", str(self.num_gpus)]
         return cmd + ["--config-file", self.config_file, "OUTPUT_DIR", self.output_dir, *self.opts]
 
 
@@ -184,62 +196,88 @@ def plan_runs(
     variants: Tuple[Variant, ...] = (),
     suite: str = "shapes",
 ) -> Tuple[Optional[Run], List[Run], Dict[str, str]]:
-    """The runs of an experiment.
+    """The runs of a built-in suite's detector: :func:`plan_study` of its :class:`SuiteStudy`
+    into ``output/<detector>`` (``root``: the repository root; the other arguments as there)."""
+    return plan_study(
+        SuiteStudy(SUITES[suite][detector], os.path.abspath(root)),
+        methods,
+        seeds,
+        os.path.join(os.path.abspath(output), detector),
+        root,
+        iters=iters,
+        teacher_iters=teacher_iters,
+        teacher_seed=teacher_seed,
+        teacher_weights=teacher_weights,
+        extra_opts=extra_opts,
+        variants=variants,
+    )
+
+
+def plan_study(
+    spec: StudySpec,
+    methods: List[str],
+    seeds: List[int],
+    out: str,
+    root: str,
+    iters: Optional[int] = None,
+    teacher_iters: Optional[int] = None,
+    teacher_seed: int = 1,
+    teacher_weights: str = "",
+    extra_opts: Tuple[str, ...] = (),
+    variants: Tuple[Variant, ...] = (),
+    num_gpus: int = 1,
+) -> Tuple[Optional[Run], List[Run], Dict[str, str]]:
+    """The runs of a study: the teacher, then per seed the baseline and one student per method.
 
     Args:
-        detector: a detector key of the suite (``frcnn`` or ``retinanet``).
-        methods: registered method names; those that do not apply to the detector type
-            (``DistillMethod.APPLIES_TO``) or have no config in the suite are skipped.
+        spec: the configs (:class:`SuiteStudy` or :class:`.study_specs.UserStudy`).
+        methods: registered method names; those the spec cannot run (not for the student's
+            detector type, or no config in the suite) are skipped.
         seeds: ``SEED`` of the students; each seed trains the baseline and every method.
-        output: root folder; runs go to ``output/<detector>/<label>/seed<k>``.
-        root: the repository root (``configs/``, ``tools/train_net.py``).
+        out: the study's folder; runs go to ``out/<label>/seed<k>``.
+        root: the repository root (``tools/train_net.py``).
         iters / teacher_iters: schedule lengths (None: the configs').
         teacher_seed: the teacher's ``SEED``.
         teacher_weights: an already trained teacher to use (then no teacher run is planned).
         extra_opts: ``KEY VALUE`` opts given to every run (teacher included).
         variants: more students, each a method with its own opts (after ``extra_opts``),
-            trained per seed like the methods and stored under their label.
-        suite: a key of :data:`SUITES`.
+            reported under their own label (``out/<label lower-cased>/seed<k>``).
+        num_gpus: ``--num-gpus`` of every run.
 
     Returns:
-        (teacher run or None, student runs, {skipped method: why}).
-    """
-    spec = SUITES[suite][detector]
-    out = os.path.join(os.path.abspath(output), detector)
-    root = os.path.abspath(root)
-    extra = list(extra_opts)
+        (the teacher run or None, the student runs in order, {skipped label: why}).
 
+    Raises:
+        ValueError: two students share a label (case-insensitively: they would share a folder).
+    """
+    out, root = os.path.abspath(out), os.path.abspath(root)
+    extra = list(extra_opts)
+    common = dict(cwd=spec.cwd, register=tuple(spec.register), num_gpus=num_gpus, root=root)
     teacher = None
     if not teacher_weights:
         teacher_dir = os.path.join(out, "teacher", f"seed{teacher_seed}")
         teacher_opts = schedule_opts(teacher_iters) + ["SEED", str(teacher_seed)] + extra
-        teacher = Run(
-            "teacher",
-            teacher_seed,
-            spec.config_file(root, spec.teacher),
-            teacher_dir,
-            teacher_opts,
-            cwd=root,
-        )
+        config = spec.teacher_config()
+        teacher = Run("teacher", teacher_seed, config, teacher_dir, teacher_opts, **common)
         teacher_weights = os.path.join(teacher_dir, "model_final.pth")
     students, skipped = [], {}
-    labels = [("baseline", spec.config_file(root, spec.baseline), ())]
+    labels = [("baseline", *spec.baseline_config())]
     rows = [(m, m, ()) for m in methods] + [(v.label, v.method, v.opts) for v in variants]
     if len({label.lower() for label, _, _ in rows}) < len(rows):
         raise ValueError(f"two students share a label: {[label for label, _, _ in rows]}")
     for label, method, variant_opts in rows:
-        method_config, why = spec.method_config(root, method)
+        method_config, method_opts, why = spec.method_config(method)
         if method_config is None:
             skipped[label] = why
         else:
-            labels.append((label, method_config, variant_opts))
+            labels.append((label, method_config, tuple(method_opts) + tuple(variant_opts)))
     for seed in seeds:
-        for label, config_file, variant_opts in labels:
+        for label, config_file, own_opts in labels:
             opts = schedule_opts(iters) + ["SEED", str(seed)]
             if label != "baseline":
                 opts += ["MODEL.DISTILL.TEACHER.WEIGHTS", teacher_weights]
             run_dir = os.path.join(out, label.lower(), f"seed{seed}")
             depends = teacher_weights if label != "baseline" else ""
-            opts += extra + list(variant_opts)
-            students.append(Run(label, seed, config_file, run_dir, opts, depends, cwd=root))
+            opts += extra + list(own_opts)
+            students.append(Run(label, seed, config_file, run_dir, opts, depends, **common))
     return teacher, students, skipped

@@ -67,7 +67,8 @@ def final_metrics(output_dir: str) -> Optional[Dict[str, float]]:
 
 
 def config_digest(run: Run) -> str:
-    """SHA-256 of the run's full merged config and of the content of ``run.depends_on``.
+    """SHA-256 of the run's full merged config, of the content of ``run.depends_on`` and of the
+    ``.py`` files of ``run.register`` (the user's datasets; a built-in run has none).
 
     The config has its ``_BASE_`` files and opts resolved; the keys of :data:`KEYS_ADDED_LATER`
     are left out where they hold their earlier value or their method does not run.
@@ -81,8 +82,10 @@ def config_digest(run: Run) -> str:
         if node[leaf] == earlier_value or method not in cfg.MODEL.DISTILL.METHODS:
             del node[leaf]
     digest = hashlib.sha256(cfg.dump().encode())
-    if run.depends_on:
-        with open(run.depends_on, "rb") as f:
+    files = [run.depends_on] if run.depends_on else []
+    files += [m for m in run.register if m.endswith(".py")]
+    for path in files:
+        with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()
@@ -262,6 +265,8 @@ class ExperimentResult:
         reused: whether each run was reused.
         failed: ``{"<label> seed <k>": the error}`` of the student runs that failed.
         failures: ``{label: number of its runs that failed}``.
+        errors: ``{"<label> seed <k>": the whole error}`` of the failed runs (with the end of
+            the log, where a divergence names its terms).
     """
 
     results: Dict[str, List[Dict[str, float]]] = field(default_factory=dict)
@@ -269,6 +274,7 @@ class ExperimentResult:
     reused: Dict[str, List[bool]] = field(default_factory=dict)
     failed: Dict[str, str] = field(default_factory=dict)
     failures: Dict[str, int] = field(default_factory=dict)
+    errors: Dict[str, str] = field(default_factory=dict)
 
     def add(self, label: str, metrics: Dict[str, float], seconds: float, reused: bool) -> None:
         self.results.setdefault(label, []).append(metrics)
@@ -313,6 +319,7 @@ def run_experiment(
         if isinstance(outcome, RuntimeError):  # report it; the other runs went on
             lines = [line for line in str(outcome).splitlines() if line.strip()]
             out.failed[run.name] = f"{lines[0]} ... {lines[-1][:300]}"
+            out.errors[run.name] = str(outcome)
             out.failures[run.label] = out.failures.get(run.label, 0) + 1
             log(str(outcome))
             continue

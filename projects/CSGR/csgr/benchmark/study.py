@@ -1,0 +1,182 @@
+"""Running a side-by-side study of any :class:`~.study_specs.StudySpec` (a built-in suite or a
+user's own configs): optionally a screen on a short schedule first (:mod:`.screening`), then the
+teacher, the baseline and the methods over every seed, and the report with its recommendation.
+
+The one path from a planned study to its report, for ``tools/benchmark_accuracy.py``.
+"""
+
+import os
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from ..config import load_config
+from ..evaluation import evaluator_type
+from .accuracy_report import aggregate, write_accuracy_report
+from .accuracy_runs import Run, Variant, plan_study
+from .recommend import recommend
+from .runner import ExperimentResult, plan_progress, run_experiment
+from .screening import screen_lines, screen_schedule, select_screened
+
+__all__ = ["StudyPlan", "StudyOutcome", "study_metric", "run_study", "report_study"]
+
+
+@dataclass
+class StudyPlan:
+    """What to train: the methods (at published weights) and variants, seeds, schedules."""
+
+    methods: List[str]
+    seeds: List[int]
+    out: str
+    root: str
+    iters: Optional[int] = None
+    teacher_iters: Optional[int] = None
+    teacher_seed: int = 1
+    teacher_weights: str = ""
+    extra_opts: Tuple[str, ...] = ()
+    variants: Tuple[Variant, ...] = ()
+    num_gpus: int = 1
+    screen: Optional[float] = None  # fraction of the students' schedule
+    keep: int = 3
+
+    def plan(self, spec, seeds=None, out=None, extra=(), teacher_weights=None):
+        """:func:`plan_study` of this plan (optionally other seeds, folder, more opts)."""
+        return plan_study(
+            spec,
+            self.methods,
+            self.seeds if seeds is None else seeds,
+            self.out if out is None else out,
+            self.root,
+            iters=self.iters,
+            teacher_iters=self.teacher_iters,
+            teacher_seed=self.teacher_seed,
+            teacher_weights=self.teacher_weights if teacher_weights is None else teacher_weights,
+            extra_opts=tuple(self.extra_opts) + tuple(extra),
+            variants=self.variants,
+            num_gpus=self.num_gpus,
+        )
+
+
+def study_metric(baseline: Run) -> Tuple[str, str]:
+    """(the metric that ranks the methods, the test sets): AP50 when the first test set is
+    evaluated as PASCAL VOC, else AP. The datasets' modules must be imported."""
+    test = list(load_config(baseline.config_file, baseline.opts).DATASETS.TEST)
+    kind = evaluator_type(test[0], guess=True) if test else "coco"
+    return ("AP50" if kind == "pascal_voc" else "AP"), ", ".join(test)
+
+
+@dataclass
+class StudyOutcome:
+    """What :func:`run_study` trained: the study's runs (``result``), the skipped labels and
+    why, the ranking metric and test sets, and with a screen its summary (fraction, iters,
+    seed, metric, keep, scores, kept, dropped, seconds) and its runs (``stage1``)."""
+
+    result: ExperimentResult
+    skipped: Dict[str, str]
+    metric: str
+    split: str
+    screen: Optional[dict] = None
+    stage1: Optional[ExperimentResult] = None
+
+
+def _run(teacher, students, reuse, jobs, weights) -> ExperimentResult:
+    board = plan_progress(teacher, students, jobs)
+    return run_experiment(
+        teacher, students, reuse, reuse, jobs, weights, log=board.write, progress=board
+    )
+
+
+def _with_teacher(stage1: ExperimentResult, stage2: ExperimentResult) -> ExperimentResult:
+    """``stage2`` with the teacher's entries of ``stage1`` first (the teacher trains once)."""
+    for key in ("results", "seconds", "reused"):
+        first, second = getattr(stage1, key), getattr(stage2, key)
+        if "teacher" in first:
+            rest = {k: v for k, v in second.items() if k != "teacher"}
+            setattr(stage2, key, {"teacher": first["teacher"], **rest})
+    return stage2
+
+
+def run_study(spec, plan: StudyPlan, reuse: bool, jobs: int = 1) -> StudyOutcome:
+    """Train (or reuse) the study's runs, ``jobs`` student runs at a time.
+
+    With ``plan.screen``, stage 1 trains the teacher, then the baseline and every method on
+    ``plan.screen`` of the schedule on the first seed (in ``<out>/screen``), and stage 2 the
+    baseline and the ``plan.keep`` best methods on every seed and the full schedule.
+    """
+    teacher, students, skipped = plan.plan(spec)
+    metric, split = study_metric(students[0])
+    weights = plan.teacher_weights or os.path.join(teacher.output_dir, "model_final.pth")
+    if not plan.screen:
+        result = _run(teacher, students, reuse, jobs, weights)
+        return StudyOutcome(result, skipped, metric, split)
+    full = load_config(students[0].config_file, students[0].opts).SOLVER
+    opts = screen_schedule(full.MAX_ITER, full.STEPS, plan.screen)
+    seed = plan.seeds[0]
+    out = os.path.join(plan.out, "screen")
+    _, screen_runs, _ = plan.plan(spec, [seed], out, opts, teacher_weights=weights)
+    stage1 = _run(teacher, screen_runs, reuse, jobs, weights)
+    scores = {r.label: None for r in screen_runs}
+    scores.update({k: v[0][metric] for k, v in stage1.results.items() if k != "teacher"})
+    errors = {name.rsplit(" seed ", 1)[0]: e for name, e in stage1.errors.items()}
+    kept, dropped = select_screened(scores, plan.keep, errors)
+    stage2 = [r for r in students if r.label == "baseline" or r.label in kept]
+    result = _with_teacher(stage1, _run(None, stage2, reuse, jobs, weights))
+    screen = {
+        "fraction": plan.screen,
+        "iters": int(opts[1]),
+        "seed": seed,
+        "metric": metric,
+        "keep": plan.keep,
+        "scores": scores,
+        "kept": kept,
+        "dropped": dropped,
+        "seconds": {k: v for k, v in stage1.seconds.items() if k != "teacher"},
+    }
+    return StudyOutcome(result, skipped, metric, split, screen, stage1)
+
+
+def report_study(
+    outcome: StudyOutcome,
+    out_dir: str,
+    title: str,
+    schedule: str,
+    seeds: List[int],
+    command: str,
+    load_before: str,
+    facts: dict,
+) -> str:
+    """Write the study's report with the recommendation (and the screen's report, in
+    ``<out_dir>/screen``); return the study's markdown."""
+    metric, screen, skipped = outcome.metric, outcome.screen, outcome.skipped
+    extra = {"metric": metric}
+    screened = []
+    if screen is not None:
+        screened = screen_lines(screen, metric)
+        extra["screen"] = screen
+        write_accuracy_report(
+            os.path.join(out_dir, "screen"),
+            f"screen of {title}",
+            f"{screen['iters']} iterations ({screen['fraction']:g} of the schedule)",
+            [screen["seed"]],
+            command,
+            outcome.stage1,
+            skipped,
+            load_before,
+            {**facts, "stage": "screen"},
+            metric=metric,
+        )
+    result = outcome.result
+    lines = recommend(aggregate(result.results), metric, result.errors, result.failures, screened)
+    return write_accuracy_report(
+        out_dir,
+        title,
+        schedule,
+        seeds,
+        command,
+        result,
+        skipped,
+        load_before,
+        facts,
+        metric=metric,
+        recommendation=lines,
+        extra=extra,
+    )
