@@ -11,7 +11,7 @@ into BENCHMARKS.md). Exit status 0 when every part is done or skipped, 1 otherwi
 
     bash tools/gpu_check.sh                               # a GPU machine, fresh checkout
     python tools/gpu_check.py --parts speed --budget-s 300
-    python tools/gpu_check.py --device cpu --quick        # dry run: same code, tiny sizes, <1 min
+    python tools/gpu_check.py --device cpu --quick        # dry run: same code, tiny sizes, ~1 min
 """
 
 import argparse
