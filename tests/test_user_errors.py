@@ -294,6 +294,7 @@ def test_missing_teacher_weights_is_one_line_with_the_command(tmp_path, num_gpus
         capture_output=True,
         text=True,
         cwd=str(tmp_path),
+        env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),  # gloo on the CPU, also on a GPU machine
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

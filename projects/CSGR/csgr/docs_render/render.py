@@ -11,9 +11,7 @@ from .methods import bibtex, keys_table, methods_table
 from .results import RESULTS_DIR, AccuracyResults, load_results
 from .tables import generic_tables, provenance_text, speed_tables
 
-__all__ = ["doc_files", "render_spec", "render_file", "check_files", "GPU_PLACEHOLDER"]
-
-GPU_PLACEHOLDER = "Not measured on a GPU yet: `python tools/gpu_check.py` fills this section."
+__all__ = ["doc_files", "render_spec", "render_file", "check_files"]
 
 
 def doc_files(root: str) -> List[str]:
@@ -24,11 +22,12 @@ def doc_files(root: str) -> List[str]:
 
 
 def _gpu_section(root: str) -> str:
-    if not os.path.isfile(os.path.join(root, RESULTS_DIR, "gpu_check.json")):
-        return GPU_PLACEHOLDER
-    from ..benchmark.gpu_check import render_gpu_section  # written with tools/gpu_check.py
+    """The GPU section from ``gpu_check.json`` (tools/gpu_check.py), or the "not measured yet"
+    text with the command that fills it."""
+    from ..benchmark.gpu_check import render_gpu_section
 
-    return render_gpu_section(load_results(root, "gpu_check"))
+    measured = os.path.isfile(os.path.join(root, RESULTS_DIR, "gpu_check.json"))
+    return render_gpu_section(load_results(root, "gpu_check") if measured else None)
 
 
 def _results(root: str, name: str, view: str, doc_dir: str) -> str:
