@@ -67,7 +67,7 @@ class CrissCrossAttention(nn.Module):
     The three convs are initialised as in the probable official CSGR code: Kaiming-normal weights
     (fan_in, ReLU gain, std ``sqrt(2 / C)``) and zero bias, about 2.45x the spread of PyTorch's
     default (uniform, std ``1 / sqrt(3 C)``); ``init="default"`` keeps PyTorch's default instead
-    (the layer before issue 14, kept to reproduce older figures).
+    (kept to reproduce the figures measured with it).
 
     Args:
         in_channels: C, channels of the input and the output.

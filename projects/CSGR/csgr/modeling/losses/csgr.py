@@ -236,7 +236,7 @@ class CSGRLoss(DistillLoss):
 
 @DISTILL_LOSS_REGISTRY.register()
 class CSGR(DistillMethod):
-    """CSGR: Category Semantic and Global Relation distillation (see README, "Methods").
+    """CSGR: Category Semantic and Global Relation distillation (docs/methods/csgr.md).
 
     Builds :class:`CSGRLoss` from ``MODEL.DISTILL.CSGR``: the category term on the levels of
     ``IN_FEATURES`` (all common levels if empty) and the relation term on those of
@@ -255,8 +255,8 @@ class CSGR(DistillMethod):
         # level that teacher and student both have.
         _C.IN_FEATURES = []
         # FPN levels of the global relation term (criss-cross attention); [] means the same as
-        # IN_FEATURES. When set, IN_FEATURES names the category term's levels only. See README,
-        # "CSGR", for the measured trade-off of dropping p2.
+        # IN_FEATURES. When set, IN_FEATURES names the category term's levels only. See
+        # docs/methods/csgr.md for the measured trade-off of dropping p2.
         _C.REL_IN_FEATURES = []
         # Weight of the category semantic term loss_csgr_cat (sum of squared prototype
         # differences over levels, divided by the batch size). -1: published (5e-4).
@@ -271,7 +271,7 @@ class CSGR(DistillMethod):
         # Channel reduction of the criss-cross query/key projections (C -> C / REDUCTION).
         _C.REDUCTION = 8
         # Init of the criss-cross convs: "kaiming" (Kaiming-normal fan_in, zero bias, as the
-        # probable official code) or "default" (PyTorch's default, the layer before issue 14).
+        # probable official code) or "default" (PyTorch's default init of the convs).
         _C.RELATION_INIT = "kaiming"
         # Where the category term's per-class attention over positions comes from: "learned"
         # (published: a 1x1 classifier per level, shared by teacher and student, whose only
