@@ -18,7 +18,7 @@ from tiny_models import ROOT, load_tool, tiny_cfg
 
 from csgr.benchmark.accuracy_report import aggregate
 from csgr.benchmark.accuracy_runs import METRICS, plan_runs, plan_study
-from csgr.benchmark.recommend import divergence_cause, recommend
+from csgr.benchmark.recommend import divergence_cause, divergence_iteration, recommend
 from csgr.benchmark.runner import config_digest
 from csgr.benchmark.screening import screen_schedule, select_screened
 from csgr.benchmark.study_specs import UserStudy, applicable_methods
@@ -90,7 +90,8 @@ def test_own_data_study_trains_reports_and_reuses(own_data, capsys):
     recommendation = results["recommendation"]
     assert recommendation[0].startswith(("- Use CSGR", "- No method beats"))
     (mse,) = [line for line in recommendation if line.startswith("- MSE")]
-    assert mse.startswith("- MSE diverged on 2 of 2 seed(s): loss_mse ")
+    assert mse.startswith("- MSE diverged on 2 of 2 seed(s) (at iterations ")
+    assert ": loss_mse dominated the detection terms from the start" in mse
     report = (out / "accuracy.md").read_text()
     assert "| CSGR" in report and "Recommendation:" in report and mse in report
     assert (out / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -109,7 +110,8 @@ def test_own_data_screen_retinanet_voc(own_data):
     _configs(own_data, "RetinaNet", test="mydata_voc", iters=4, steps=(3,))
     argv = [*OWN, "--methods", "CSGR", "PCD", "--seeds", "1", "--screen", "0.5", "--keep", "1"]
     argv += ["--jobs", "2"]
-    agg = load_tool("benchmark_accuracy").main(argv)
+    tool = load_tool("benchmark_accuracy")
+    agg = tool.main(argv)
 
     out = own_data / "output" / "compare_student"
     results = json.loads((out / "results.json").read_text())
@@ -126,6 +128,13 @@ def test_own_data_screen_retinanet_voc(own_data):
     line = results["recommendation"][-1]
     assert line.startswith("- Screen (0.5 of the schedule, 2 iterations, seed 1; baseline AP50 ")
     assert f"kept {kept} " in line and f"screened out {dropped} " in line
+
+    # --screen-only: the screen's report carries the recommendation; nothing trains again
+    before = _mtimes(out)
+    agg = tool.main(["--reuse", "--screen-only", *argv])
+    assert set(agg) == {"teacher", "baseline", "CSGR", "PCD"} and _mtimes(out) == before
+    screened = json.loads((out / "screen" / "results.json").read_text())
+    assert screened["recommendation"][-1] == line and screened["screen"]["kept"] == [kept]
 
 
 def test_user_study_derives_the_distillation_configs(tmp_path):
@@ -193,7 +202,12 @@ def test_tool_arguments_of_a_user_study(tmp_path):
     args = tool.parse_args(own)
     assert args.methods == applicable_methods("GeneralizedRCNN") and "PCD" not in args.methods
     assert args.out_dir == os.path.abspath(os.path.join("output", "compare_student"))
-    for bad in (own + ["--suite", "coral"], own[:2], own + ["--screen", "1.5"]):
+    for bad in (
+        own + ["--suite", "coral"],
+        own[:2],
+        own + ["--screen", "1.5"],
+        own + ["--screen-only"],
+    ):
         with pytest.raises(SystemExit):
             tool.parse_args(bad)
     assert tool.parse_args([]).out_dir == os.path.join(ROOT, "output", "shapes", "frcnn")
@@ -226,7 +240,7 @@ def test_recommendation_lines():
         "- Next: MSE 11.25 ± 0.35 (+0.75).",  # FGD diverged on a seed: not recommended
     ]
     assert lines[3] == (
-        "- FGD diverged on 1 of 2 seed(s): loss_fgd_fg grew most (at iteration 7); AP 30.00 on "
+        "- FGD diverged on 1 of 2 seed(s) (at iteration 7): loss_fgd_fg grew most; AP 30.00 on "
         "the seeds that finished."
     )
     assert lines[4].startswith("  A distillation term that grows") and len(lines) == 5
@@ -251,13 +265,13 @@ def test_divergence_cause_reads_the_nan_guard_message():
         "loss_mse was 2.2e+14 (iteration 0), 1.14e+14x the detection terms together (1.9)."
     )
     assert divergence_cause(forward) == (
-        "loss_mse was 1.14e+14x the detection terms at the start, then loss_box_reg grew most "
-        "(at iteration 2)"
+        "loss_mse dominated the detection terms from the start, then loss_box_reg grew most"
     )
-    assert divergence_cause(
-        "Non-finite loss at iteration 4: loss_cls=nan (other terms: none)."
-    ) == ("loss_cls became non-finite (at iteration 4)")
-    assert divergence_cause("Killed") == ""
+    assert divergence_iteration(forward) == 2
+    non_finite = "Non-finite loss at iteration 4: loss_cls=nan (other terms: none)."
+    assert divergence_cause(non_finite) == "loss_cls became non-finite"
+    assert divergence_iteration(non_finite) == 4
+    assert divergence_cause("Killed") == "" and divergence_iteration("Killed") is None
 
 
 def test_screen_schedule_and_selection():

@@ -44,7 +44,8 @@ for every method, and --calibrated only trains those instead of the published-we
 
 --screen FRACTION trains the baseline and every method first on FRACTION of the students'
 schedule with the first seed only (in <study>/screen, its own report there), and then only the
---keep best (by the metric; a diverged one is out) on every seed and the full schedule.
+--keep best (by the metric; a diverged one is out) on every seed and the full schedule;
+--screen-only stops after the screen (its report, with a recommendation from one short seed).
 
 --reuse skips runs whose folder holds an evaluation and a stamp of the same merged config (and,
 for distilled students, of the same teacher weights; for your data, of the same --register
@@ -120,6 +121,9 @@ def parse_args(argv=None):
         "the --keep best go on to every seed and the full schedule",
     )
     parser.add_argument("--keep", type=int, default=3, help="methods kept by --screen")
+    parser.add_argument(
+        "--screen-only", action="store_true", help="stop after the screen (its report, ranked)"
+    )
     parser.add_argument("--output", help="the study's folder (see above)")
     parser.add_argument(
         "--reuse", action="store_true", help="skip finished (or diverged) identical runs"
@@ -137,6 +141,8 @@ def parse_args(argv=None):
         parser.error("your own data needs both --teacher-config and --student-config")
     if args.screen is not None and not 0 < args.screen < 1:
         parser.error(f"--screen takes a fraction of the schedule in (0, 1), got {args.screen}")
+    if args.screen_only and args.screen is None:
+        parser.error("--screen-only needs --screen FRACTION")
     if own:
         args.spec = UserStudy(args.teacher_config, args.student_config, tuple(args.register))
         stem = os.path.splitext(os.path.basename(args.student_config))[0]
@@ -177,6 +183,7 @@ def main(argv=None):
         num_gpus=args.num_gpus,
         screen=args.screen,
         keep=args.keep,
+        screen_only=args.screen_only,
     )
     load_before = load_average()
     outcome = run_study(args.spec, plan, args.reuse, args.jobs)
@@ -206,11 +213,11 @@ def main(argv=None):
         outcome, args.out_dir, title, schedule, args.seeds, command, load_before, facts
     )
     print("\n" + report)
-    failed = outcome.result.failed
-    crashed = sorted(run for run, why in failed.items() if "diverged" not in why)
+    result = outcome.result or outcome.stage1
+    crashed = sorted(run for run, why in result.failed.items() if "diverged" not in why)
     if crashed:
         sys.exit(f"{len(crashed)} run(s) failed: {crashed}")
-    return aggregate(outcome.result.results)
+    return aggregate(result.results)
 
 
 if __name__ == "__main__":

@@ -188,29 +188,15 @@ def plan_runs(
     seeds: List[int],
     output: str,
     root: str,
-    iters: Optional[int] = None,
-    teacher_iters: Optional[int] = None,
-    teacher_seed: int = 1,
-    teacher_weights: str = "",
-    extra_opts: Tuple[str, ...] = (),
-    variants: Tuple[Variant, ...] = (),
     suite: str = "shapes",
+    **kwargs,
 ) -> Tuple[Optional[Run], List[Run], Dict[str, str]]:
     """The runs of a built-in suite's detector: :func:`plan_study` of its :class:`SuiteStudy`
-    into ``output/<detector>`` (``root``: the repository root; the other arguments as there)."""
-    return plan_study(
-        SuiteStudy(SUITES[suite][detector], os.path.abspath(root)),
-        methods,
-        seeds,
-        os.path.join(os.path.abspath(output), detector),
-        root,
-        iters=iters,
-        teacher_iters=teacher_iters,
-        teacher_seed=teacher_seed,
-        teacher_weights=teacher_weights,
-        extra_opts=extra_opts,
-        variants=variants,
-    )
+    into ``output/<detector>`` (``root``: the repository root; ``kwargs``: the keyword arguments
+    of :func:`plan_study`, e.g. ``iters``, ``extra_opts``, ``variants``)."""
+    spec = SuiteStudy(SUITES[suite][detector], os.path.abspath(root))
+    out = os.path.join(os.path.abspath(output), detector)
+    return plan_study(spec, methods, seeds, out, root, **kwargs)
 
 
 def plan_study(

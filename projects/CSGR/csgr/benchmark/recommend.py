@@ -12,10 +12,10 @@ from typing import Dict, List, Optional
 
 from ..modeling.losses import method_names
 
-__all__ = ["divergence_cause", "teacher_note", "recommend"]
+__all__ = ["divergence_cause", "divergence_iteration", "teacher_note", "recommend"]
 
 _GROWTH = re.compile(r"Largest growth: (\S+) from")
-_DOMINANT = re.compile(r"At the start (\S+) was \S+ \(iteration \d+\), ([0-9.e+-]+)x the detection")
+_DOMINANT = re.compile(r"At the start (\S+) was \S+ \(iteration \d+\), \S+x the detection")
 _NON_FINITE = re.compile(r"Non-finite loss at iteration \d+[^:]*: ([A-Za-z0-9_/]+)=")
 _ITERATION = re.compile(r"(?:diverged at|Non-finite loss at) iteration (\d+)")
 
@@ -29,25 +29,27 @@ def _is_distillation_term(term: str) -> bool:
 def divergence_cause(error: str) -> str:
     """What made a run diverge, in a few words, from its error (the NaN guard's message, see
     :mod:`csgr.engine.nan_guard`, anywhere in the text): the distillation term that dominated
-    the detection terms at the start and the term that grew most (a distillation term first),
+    the detection terms from the start and the term that grew most (a distillation term first),
     else the first non-finite term; "" when the text names none."""
-    where = _ITERATION.search(error)
-    at = f" (at iteration {where.group(1)})" if where else ""
     grown, dominant = _GROWTH.search(error), _DOMINANT.search(error)
+    grown = grown.group(1) if grown else None
     causes = []
-    if grown and _is_distillation_term(grown.group(1)):
-        causes.append(f"{grown.group(1)} grew most")
+    if grown and _is_distillation_term(grown):
+        causes.append(f"{grown} grew most")
     if dominant:
-        term, ratio = dominant.groups()
-        causes.append(f"{term} was {ratio}x the detection terms at the start")
-    if grown and not _is_distillation_term(grown.group(1)):
-        causes.append(
-            f"then {grown.group(1)} grew most" if causes else f"{grown.group(1)} grew most"
-        )
+        causes.append(f"{dominant.group(1)} dominated the detection terms from the start")
+    if grown and not _is_distillation_term(grown):
+        causes.append(f"then {grown} grew most" if causes else f"{grown} grew most")
     if not causes:
         found = _NON_FINITE.search(error)
         causes += [f"{found.group(1)} became non-finite"] if found else []
-    return ", ".join(causes) + at if causes else ""
+    return ", ".join(causes)
+
+
+def divergence_iteration(error: str) -> Optional[int]:
+    """The iteration at which a run diverged, from its error; None if not named."""
+    found = _ITERATION.search(error)
+    return int(found.group(1)) if found else None
 
 
 def _value(stat: dict) -> str:
@@ -89,18 +91,21 @@ def _failed_lines(
         n_failed = failures.get(label, len(texts))
         total = runs.get(label, 0) + n_failed
         diverged = [t for t in texts if "diverged" in t]
-        causes = "; ".join(sorted({divergence_cause(t) for t in diverged} - {""}))
+        causes = "; ".join(dict.fromkeys(c for c in map(divergence_cause, diverged) if c))
         causes = causes or "the log names no loss term"
+        its = [i for i in map(divergence_iteration, diverged) if i is not None]
+        at = f" (at iteration{'s' if len(its) > 1 else ''} {', '.join(map(str, its))})"
+        at = at if its else ""
         if runs.get(label):
             causes += f"; {metric} {_value(agg[label][metric])} on the seeds that finished"
         if diverged and len(diverged) == n_failed:
-            lines.append(f"- {label} diverged on {n_failed} of {total} seed(s): {causes}.")
+            lines.append(f"- {label} diverged on {n_failed} of {total} seed(s){at}: {causes}.")
         else:
             lines.append(
                 f"- {label} failed on {n_failed} of {total} seed(s) (see the FAILED lines)"
-                + (f"; {len(diverged)} diverged: {causes}." if diverged else ".")
+                + (f"; {len(diverged)} diverged{at}: {causes}." if diverged else ".")
             )
-    if any("grew most" in line or "detection terms" in line for line in lines):
+    if any("grew most" in line or "dominated" in line for line in lines):
         lines.append(
             "  A distillation term that grows or dominates usually means its weight is too "
             "large for this data: --calibrated (MODEL.DISTILL.LOSS_SCALE.MODE calibrated), a "

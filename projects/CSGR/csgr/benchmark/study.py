@@ -37,6 +37,7 @@ class StudyPlan:
     num_gpus: int = 1
     screen: Optional[float] = None  # fraction of the students' schedule
     keep: int = 3
+    screen_only: bool = False  # stop after the screen
 
     def plan(self, spec, seeds=None, out=None, extra=(), teacher_weights=None):
         """:func:`plan_study` of this plan (optionally other seeds, folder, more opts)."""
@@ -66,11 +67,12 @@ def study_metric(baseline: Run) -> Tuple[str, str]:
 
 @dataclass
 class StudyOutcome:
-    """What :func:`run_study` trained: the study's runs (``result``), the skipped labels and
-    why, the ranking metric and test sets, and with a screen its summary (fraction, iters,
-    seed, metric, keep, scores, kept, dropped, seconds) and its runs (``stage1``)."""
+    """What :func:`run_study` trained: the study's runs (``result``; None after a screen only),
+    the skipped labels and why, the ranking metric and test sets, and with a screen its summary
+    (fraction, iters, seed, metric, keep, scores, kept, dropped, seconds) and its runs
+    (``stage1``)."""
 
-    result: ExperimentResult
+    result: Optional[ExperimentResult]
     skipped: Dict[str, str]
     metric: str
     split: str
@@ -100,7 +102,8 @@ def run_study(spec, plan: StudyPlan, reuse: bool, jobs: int = 1) -> StudyOutcome
 
     With ``plan.screen``, stage 1 trains the teacher, then the baseline and every method on
     ``plan.screen`` of the schedule on the first seed (in ``<out>/screen``), and stage 2 the
-    baseline and the ``plan.keep`` best methods on every seed and the full schedule.
+    baseline and the ``plan.keep`` best methods on every seed and the full schedule (unless
+    ``plan.screen_only``).
     """
     teacher, students, skipped = plan.plan(spec)
     metric, split = study_metric(students[0])
@@ -119,7 +122,9 @@ def run_study(spec, plan: StudyPlan, reuse: bool, jobs: int = 1) -> StudyOutcome
     errors = {name.rsplit(" seed ", 1)[0]: e for name, e in stage1.errors.items()}
     kept, dropped = select_screened(scores, plan.keep, errors)
     stage2 = [r for r in students if r.label == "baseline" or r.label in kept]
-    result = _with_teacher(stage1, _run(None, stage2, reuse, jobs, weights))
+    result = None
+    if not plan.screen_only:
+        result = _with_teacher(stage1, _run(None, stage2, reuse, jobs, weights))
     screen = {
         "fraction": plan.screen,
         "iters": int(opts[1]),
@@ -144,28 +149,38 @@ def report_study(
     load_before: str,
     facts: dict,
 ) -> str:
-    """Write the study's report with the recommendation (and the screen's report, in
-    ``<out_dir>/screen``); return the study's markdown."""
-    metric, screen, skipped = outcome.metric, outcome.screen, outcome.skipped
+    """Write the study's report with the recommendation (and the screen's, in
+    ``<out_dir>/screen``; after a screen only, that one has the recommendation); return the
+    markdown of the study's report (after a screen only, of the screen's)."""
+    metric, screen, skipped, result = (
+        outcome.metric,
+        outcome.screen,
+        outcome.skipped,
+        outcome.result,
+    )
     extra = {"metric": metric}
     screened = []
     if screen is not None:
         screened = screen_lines(screen, metric)
         extra["screen"] = screen
-        write_accuracy_report(
+        stage1 = outcome.stage1
+        lines = () if result is not None else _recommend(stage1, metric, screened)
+        report = write_accuracy_report(
             os.path.join(out_dir, "screen"),
             f"screen of {title}",
             f"{screen['iters']} iterations ({screen['fraction']:g} of the schedule)",
             [screen["seed"]],
             command,
-            outcome.stage1,
+            stage1,
             skipped,
             load_before,
             {**facts, "stage": "screen"},
             metric=metric,
+            recommendation=lines,
+            extra=extra,
         )
-    result = outcome.result
-    lines = recommend(aggregate(result.results), metric, result.errors, result.failures, screened)
+        if result is None:
+            return report
     return write_accuracy_report(
         out_dir,
         title,
@@ -177,6 +192,11 @@ def report_study(
         load_before,
         facts,
         metric=metric,
-        recommendation=lines,
+        recommendation=_recommend(result, metric, screened),
         extra=extra,
     )
+
+
+def _recommend(result: ExperimentResult, metric: str, screened: List[str]) -> List[str]:
+    agg = aggregate(result.results)
+    return recommend(agg, metric, result.errors, result.failures, screened)
