@@ -10,7 +10,7 @@ from detectron2.structures import Boxes, Instances
 
 from csgr.config import add_csgr_config
 from csgr.modeling.losses import DISTILL_LOSS_REGISTRY, CSGRLoss, DistillBatch
-from csgr.modeling.losses.csgr import box_category_attention
+from csgr.modeling.losses.csgr import assign_box_levels, box_category_attention
 
 SIZES = {"p3": (8, 12), "p4": (4, 6)}
 
@@ -371,3 +371,41 @@ def test_builder_reads_category_attention():
     cfg.MODEL.DISTILL.CSGR.CATEGORY_ATTENTION = "labels"
     with pytest.raises(ValueError, match="CATEGORY_ATTENTION must be one of"):
         build(cfg, shapes(16), shapes(16))
+
+
+def test_assign_box_levels_by_size():
+    # floor(4 + log2(sqrt(area) / 224)): 224 px -> 4, 112 -> 3, 56 -> 2, 448 -> 5, 20 -> 0
+    gt = _gt(
+        [[0, 0, 224, 224], [0, 0, 112, 112], [0, 0, 56, 56], [0, 0, 448, 448], [0, 0, 20, 20]],
+        [0, 0, 0, 0, 0],
+        (512, 512),
+    )
+    (levels,) = assign_box_levels([gt], [2, 3, 4, 5, 6])
+    assert levels.tolist() == [4, 3, 2, 5, 2]  # below p2: the nearest, p2
+    (levels,) = assign_box_levels([gt], [5, 3])  # the nearest of the given levels, lower at a tie
+    assert levels.tolist() == [3, 3, 3, 5, 3]
+    assert assign_box_levels([_gt([], [])], [2, 3])[0].tolist() == []
+
+
+def test_gt_level_attention_compares_each_box_on_its_level():
+    # One 64x64 batch; p3 (8x8) and p4 (4x4). A 32 px box goes to p2 -> nearest p3; a 64 px
+    # box to p2 as well (floor(4 + log2(64 / 224)) = 2): both on p3, nothing on p4.
+    torch.manual_seed(0)
+    student, teacher = features(16, n=1, seed=2), features(16, n=1, seed=1)
+    student = {"p3": student["p3"][..., :8, :8], "p4": student["p4"][..., :4, :4]}
+    teacher = {"p3": teacher["p3"][..., :8, :8], "p4": teacher["p4"][..., :4, :4]}
+    gt = _gt([[0, 0, 32, 32], [0, 0, 64, 64]], [0, 1])
+    kwargs = dict(cat_weight=1.0, rel_weight=0.0)
+    by_level = make_loss(category_attention="gt_level", **kwargs)
+    every = make_loss(category_attention="gt", **kwargs)
+    batch = DistillBatch(student, teacher, gt_instances=[gt], image_shape=(64, 64))
+    only_p3 = DistillBatch(
+        {"p3": student["p3"], "p4": student["p4"]},
+        {"p3": teacher["p3"], "p4": student["p4"]},  # p4 of the teacher = the student's
+        gt_instances=[gt],
+        image_shape=(64, 64),
+    )
+    assert by_level(batch)["loss_csgr_cat"].item() == pytest.approx(
+        every(only_p3)["loss_csgr_cat"].item(), rel=1e-5
+    )
+    assert every(batch)["loss_csgr_cat"] > by_level(batch)["loss_csgr_cat"] > 0

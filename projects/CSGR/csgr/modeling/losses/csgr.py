@@ -2,6 +2,8 @@
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import math
+
 import torch
 from detectron2.structures import Instances
 from torch import nn
@@ -18,6 +20,7 @@ __all__ = [
     "normalize_per_channel",
     "category_prototypes",
     "box_category_attention",
+    "assign_box_levels",
 ]
 
 
@@ -93,6 +96,36 @@ def box_category_attention(
     return torch.stack(maps)
 
 
+def assign_box_levels(
+    gt_instances: List[Instances],
+    level_ids: Sequence[int],
+    canonical_box_size: float = 224.0,
+    canonical_level: int = 4,
+) -> List[torch.Tensor]:
+    """The FPN level of each ground-truth box, by its size.
+
+    FPN's rule (Lin et al., 2017, eq. 1; Detectron2's ROI pooler uses it with 224 px at level 4):
+    ``floor(canonical_level + log2(sqrt(w * h) / canonical_box_size))``, then moved to the
+    nearest of ``level_ids`` (the lower one at a tie).
+
+    Args:
+        gt_instances: per image, ``gt_boxes`` in pixels.
+        level_ids: the available levels (2 for p2, ...).
+        canonical_box_size / canonical_level: as in FPN.
+
+    Returns:
+        per image, (M_i,) long tensor of level ids, each one of ``level_ids``.
+    """
+    ids = torch.tensor(sorted(level_ids), dtype=torch.float32)
+    out = []
+    for inst in gt_instances:
+        area = inst.gt_boxes.area().float().cpu()
+        level = torch.floor(canonical_level + torch.log2(area.sqrt() / canonical_box_size + 1e-8))
+        nearest = (level[:, None] - ids[None]).abs().argmin(dim=1)
+        out.append(ids[nearest].long().to(inst.gt_boxes.tensor.device))
+    return out
+
+
 class CSGRLoss(DistillLoss):
     """Category semantic and global relation distillation, summed over FPN levels.
 
@@ -107,6 +140,9 @@ class CSGRLoss(DistillLoss):
       With ``category_attention="gt"`` there is no classifier: the attention of each class is
       :func:`box_category_attention` of the ground-truth boxes, the same for teacher and
       student, so the prototypes compare the two maps averaged over each class's boxes.
+      ``"gt_level"`` does the same with each box on one level only, the one its size assigns
+      (:func:`assign_box_levels`, the rule by which the ROI pooler reads it), so that a box is
+      compared where it covers many cells rather than on the coarse maps where it covers a few.
     * ``loss_csgr_rel = rel_weight * sum_rel_levels ||CCA(F_t) - CCA(F_s)||^2 / N``, with one
       :class:`CrissCrossAttention` per level shared by teacher and student. Its ``gamma`` starts
       at 0, so at first the term compares the normalised maps themselves.
@@ -129,11 +165,12 @@ class CSGRLoss(DistillLoss):
         relation_init: init of the criss-cross convs, "kaiming" or "default" (see
             :class:`CrissCrossAttention`).
         category_attention: "learned" (published: a 1x1 classifier per level, trained by this
-            loss alone) or "gt" (the ground-truth boxes of each class, see above).
+            loss alone), "gt" (the ground-truth boxes of each class, see above) or "gt_level"
+            (each box on the level its size assigns).
     """
 
     REQUIRES = frozenset({"features"})
-    CATEGORY_ATTENTIONS = ("learned", "gt")
+    CATEGORY_ATTENTIONS = ("learned", "gt", "gt_level")
 
     def __init__(
         self,
@@ -187,12 +224,38 @@ class CSGRLoss(DistillLoss):
             }
         )
 
+    def _gt_by_level(self, batch: DistillBatch) -> Dict[str, List[Instances]]:
+        """The ground truth each category level compares (empty for a learned attention)."""
+        if self.category_attention == "learned":
+            return {}
+        n = batch.student_features[self.in_features[0]].shape[0]
+        if len(batch.gt_instances) != n:
+            raise ValueError(
+                f"CSGR: CATEGORY_ATTENTION {self.category_attention!r} needs the ground truth of "
+                f"each image; got {len(batch.gt_instances)} Instances for {n} images"
+            )
+        if self.category_attention == "gt":
+            return {k: batch.gt_instances for k in self.in_features}
+        pad_h = batch.image_shape[0]
+        if pad_h <= 0:
+            raise ValueError(f"CSGR: the padded image shape {batch.image_shape} is not set")
+        ids = {  # the level of each map by its stride, log2(H_pad / H_l)
+            k: round(math.log2(pad_h / batch.student_features[k].shape[-2]))
+            for k in self.in_features
+        }
+        assigned = assign_box_levels(batch.gt_instances, sorted(set(ids.values())))
+        return {
+            k: [inst[a == level] for inst, a in zip(batch.gt_instances, assigned)]
+            for k, level in ids.items()
+        }
+
     def forward(self, batch: DistillBatch) -> Dict[str, torch.Tensor]:
         """
         Args:
             batch: uses ``student_features`` and ``teacher_features`` of ``in_features`` and
                 ``rel_features``, (N, C_s, H, W) and (N, C_t, H, W) per level; with
-                ``category_attention="gt"`` also ``gt_instances`` and ``image_shape``.
+                ``category_attention`` "gt" or "gt_level" also ``gt_instances`` and
+                ``image_shape``.
 
         Returns:
             {"loss_csgr_cat": scalar, "loss_csgr_rel": scalar}, weighted, float32.
@@ -200,6 +263,7 @@ class CSGRLoss(DistillLoss):
         device = batch.student_features[self.in_features[0]].device
         loss_cat = torch.zeros((), device=device)
         loss_rel = torch.zeros((), device=device)
+        gt_by_level = self._gt_by_level(batch)
         with torch.autocast(device_type=device.type, enabled=False):
             for k, student, teacher in feature_pairs(batch, self.levels, self.adapters, "CSGR"):
                 student = normalize_per_channel(student)
@@ -211,14 +275,9 @@ class CSGRLoss(DistillLoss):
                         classifier, student
                     )
                     loss_cat = loss_cat + proto_diff.pow(2).sum() / n
-                elif self.category_attention == "gt" and k in self.in_features:
-                    if len(batch.gt_instances) != n:
-                        raise ValueError(
-                            "CSGR: CATEGORY_ATTENTION 'gt' needs the ground truth of each image; "
-                            f"got {len(batch.gt_instances)} Instances for {n} images"
-                        )
+                elif k in gt_by_level:
                     attention = box_category_attention(
-                        batch.gt_instances, self.num_classes, batch.image_shape, student.shape[-2:]
+                        gt_by_level[k], self.num_classes, batch.image_shape, student.shape[-2:]
                     ).to(student.dtype)
                     proto_diff = torch.bmm(
                         attention, (teacher - student).flatten(2).transpose(1, 2)
@@ -275,9 +334,10 @@ class CSGR(DistillMethod):
         _C.RELATION_INIT = "kaiming"
         # Where the category term's per-class attention over positions comes from: "learned"
         # (published: a 1x1 classifier per level, shared by teacher and student, whose only
-        # training signal is the category loss itself) or "gt" (the ground-truth boxes of each
+        # training signal is the category loss itself), "gt" (the ground-truth boxes of each
         # class scaled to the level, each box an equal mass spread over its cells; no
-        # classifier).
+        # classifier) or "gt_level" (as "gt", each box only on the level its size assigns by
+        # FPN's rule, 224 px at p4, as the ROI pooler reads it; the nearest distilled level).
         _C.CATEGORY_ATTENTION = "learned"
 
     @classmethod
