@@ -289,3 +289,41 @@ def test_screen_schedule_and_selection():
     assert select_screened(scores, 9)[0] == ["C", "A", "E", "D"]
     with pytest.raises(ValueError):
         select_screened(scores, 0)
+
+
+def test_screen_versus_the_full_coral_study(tmp_path):
+    """tools/screen_versus_full.py on a screen's results file (made up here) and the recorded full
+    coral study: ranks, kept or not, and the student iterations of each plan (a diverged run
+    counts up to its divergence)."""
+    full = os.path.join(ROOT, "docs", "results", "coral_frcnn.json")
+    scores = {"baseline": 1.0, "CSGR": 2.0, "FGD": None, "PKD": 3.0, "DKD": 1.5, "CWD": 0.5}
+    scores.update({"MSE": None, "MGD": None, "IKD": None})
+    screen = {
+        "provenance": {"command": "python tools/benchmark_accuracy.py --screen 0.25", "seeds": [1]},
+        "results": {k: _runs(v) for k, v in scores.items() if v is not None},
+        "failed": {
+            f"{k} seed 1": "diverged at iteration 20" for k, v in scores.items() if v is None
+        },
+        "screen": {
+            **dict(fraction=0.25, iters=75, seed=1, metric="AP", keep=3, scores=scores),
+            "kept": ["PKD", "CSGR", "DKD"],
+            "dropped": {"CWD": "0.50", **{k: "diverged" for k in ("FGD", "MSE", "MGD", "IKD")}},
+            "seconds": {"baseline": [60.0], "CSGR": [90.0]},
+        },
+    }
+    (tmp_path / "screen.json").write_text(json.dumps(screen))
+    out = tmp_path / "check.json"
+    argv = [str(tmp_path / "screen.json"), full, "--output", str(out)]
+    data = load_tool("screen_versus_full").main(argv)
+    assert json.loads(out.read_text()) == data
+    ranks, cost = data["tables"]
+    assert "kept 2 of the full study's top 3 (PKD, CSGR, CWD)" in ranks["title"]
+    rows = {row[0]: row[1:] for row in ranks["rows"]}
+    assert rows["PKD"] == ["3.00", 1, "6.55 ± 0.72", 1, "kept"]
+    assert rows["CWD"] == ["0.50", 4, "3.28 ± 0.93", 3, "out"]
+    assert rows["FGD"][2:] == ["diverged (3 of 3)", 5, "out"]
+    # full: 5 labels x 3 seeds x 300 + the diverged runs' iterations (FGD 85, MSE 75, MGD 184,
+    # IKD 165); screen: 5 x 75 + 4 x 20; the kept three and the baseline: 4 x 3 x 300
+    assert [row[1] for row in cost["rows"]] == [4500 + 509, 375 + 80, 455 + 3600]
+    assert cost["rows"][1][2] == "2.5 min measured"
+    assert data["provenance"]["command"].endswith("--output " + str(out))
