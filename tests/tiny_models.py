@@ -75,15 +75,25 @@ def tiny_cfg(arch="GeneralizedRCNN", depth=18, fpn_channels=32, num_classes=3, s
 
 
 def save_teacher(
-    tmp_dir, arch="GeneralizedRCNN", depth=34, fpn_channels=64, num_classes=3, base=None
+    tmp_dir,
+    arch="GeneralizedRCNN",
+    depth=34,
+    fpn_channels=64,
+    num_classes=3,
+    base=None,
+    anchor_sizes=None,
 ):
     """Build a random teacher, write its YAML and weights under ``tmp_dir``.
+
+    ``anchor_sizes`` is its ``MODEL.ANCHOR_GENERATOR.SIZES`` (default: :func:`tiny_cfg`'s).
 
     Returns:
         (config path, weights path, the teacher model)
     """
     cfg = tiny_cfg(arch, depth=depth, fpn_channels=fpn_channels, num_classes=num_classes, base=base)
     cfg.MODEL.META_ARCHITECTURE = arch
+    if anchor_sizes is not None:
+        cfg.MODEL.ANCHOR_GENERATOR.SIZES = anchor_sizes
     torch.manual_seed(123)
     model = build_detector(cfg)
     config_path = os.path.join(tmp_dir, f"teacher_{arch}_{depth}.yaml")
