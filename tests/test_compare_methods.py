@@ -249,13 +249,14 @@ def test_recommendation_lines():
     assert "NOT resolved" in recommend(close, "AP")[1]
     one_seed = aggregate({"baseline": _runs(10.0), "MSE": _runs(11.0)})
     assert "one baseline seed has no spread" in recommend(one_seed, "AP")[1]
+    assert recommend(one_seed, "AP")[-1].startswith("- The teacher's AP is unknown (no metrics")
     worse = aggregate({"teacher": _runs(9.0), "baseline": _runs(10.0), "MSE": _runs(9.5)})
     lines = recommend(worse, "AP50")
     assert lines[0].startswith("- No method beats the baseline student (AP50 20.00)")
     assert lines[-1].startswith("- The teacher (AP50 18.00) scores no better than the baseline")
     assert "trained too short" in lines[-1] and "check_teacher" in lines[-1]
     crashed = recommend(one_seed, "AP", {"CWD seed 1": "[CWD seed 1] failed (exit 1): ..."})
-    assert crashed[-1] == "- CWD failed on 1 of 1 seed(s) (see the FAILED lines)."
+    assert crashed[-2] == "- CWD failed on 1 of 1 seed(s) (see the FAILED lines)."
 
 
 def test_divergence_cause_reads_the_nan_guard_message():

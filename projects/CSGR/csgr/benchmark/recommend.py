@@ -59,11 +59,20 @@ def _value(stat: dict) -> str:
 
 
 def teacher_note(agg: Dict[str, Dict[str, dict]], metric: str = "AP") -> Optional[str]:
-    """A line when the teacher scores no better than the baseline student's mean (None when it
-    does, or when either is unknown)."""
+    """A line when the teacher scores no better than the baseline student's mean, or when its
+    score is unknown (given weights without an evaluation beside them); None when it scores
+    better, or the baseline's score is unknown."""
     teacher = agg.get("teacher", {}).get(metric, {}).get("mean", math.nan)
     base = agg.get("baseline", {}).get(metric, {}).get("mean", math.nan)
-    if math.isnan(teacher) or math.isnan(base) or teacher > base:
+    if math.isnan(base) or teacher > base:
+        return None
+    if "teacher" not in agg:
+        return (
+            f"- The teacher's {metric} is unknown (no metrics.json beside its weights): "
+            f"tools/check_teacher.py evaluates it; one no better than the baseline student "
+            f"({base:.2f}) has little to teach."
+        )
+    if math.isnan(teacher):
         return None
     return (
         f"- The teacher ({metric} {teacher:.2f}) scores no better than the baseline student "
