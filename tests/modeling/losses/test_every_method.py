@@ -1,6 +1,7 @@
 """Tests over every registered method: each describes itself, the feature losses are zero at
-equality and send gradients to the student and their own parameters only, and a Distiller step
-trains each method (and all of a student type's methods at once).
+equality and send gradients to the student and their own parameters only, a Distiller step
+trains each method (and all of a student type's methods at once), and a pair a method does not
+apply to fails at build.
 
 The method lists come from the registry; a method left out of a test is in an exclusion dict
 with the reason, checked against the registry.
@@ -11,7 +12,7 @@ import torch
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 from loss_inputs import batch, cfg_for, distill_cfg_with, feature_methods, features, make_loss
-from method_lists import ARCHS, LOSS_TERMS, RETINA, ROI_TERMS, applicable_pairs, loss_terms
+from method_lists import ARCHS, LOSS_TERMS, RCNN, RETINA, ROI_TERMS, applicable_pairs, loss_terms
 from tiny_models import distill_cfg, random_batch
 
 from csgr.modeling.losses import DISTILL_LOSS_REGISTRY, DistillMethod, get_method, method_names
@@ -22,6 +23,19 @@ NOT_ZERO_AT_EQUALITY = {
     "IKD": "the student's features go through learned generators and a spatial attention",
 }
 ZERO_AT_EQUALITY = [m for m in FEATURE_METHODS if m not in NOT_ZERO_AT_EQUALITY]
+# Student / teacher pairs a method does not apply to, and what the build error says; every method
+# restricted to some students (APPLIES_TO) has cases here.
+INAPPLICABLE_PAIRS = {
+    "PCD": [
+        (RETINA, RCNN, ["PCD", "teacher is a GeneralizedRCNN", "dense"]),
+        (RCNN, RCNN, ["PCD", "student", "GeneralizedRCNN"]),
+    ],
+    "DKD": [
+        (RETINA, RETINA, ["DKD", "RetinaNet", "no ROI box head"]),
+        (RCNN, RETINA, ["DKD", "teacher is a RetinaNet", "Faster R-CNN"]),
+    ],
+    "IKD": [(RCNN, RETINA, ["IKD", "teacher is a RetinaNet", "LOGIT_WEIGHT 0"])],
+}
 NO_PARAMETERS = {"DKD": "it compares the two ROI classifiers' logits, with nothing to learn"}
 # Terms that need not be zero at equality although the method's others are.
 ZERO_EXEMPT_TERMS = {"loss_fgd_global": "FGD's two GcBlocks (student, teacher) need not agree"}
@@ -30,6 +44,8 @@ ZERO_EXEMPT_TERMS = {"loss_fgd_global": "FGD's two GcBlocks (student, teacher) n
 def test_exclusions_name_registered_feature_methods():
     assert set(NOT_ZERO_AT_EQUALITY) <= set(FEATURE_METHODS), "stale exclusion"
     assert set(NO_PARAMETERS) <= set(method_names()), "stale exclusion"
+    restricted = {m for m in method_names() if get_method(m).APPLIES_TO is not None}
+    assert restricted <= set(INAPPLICABLE_PAIRS) <= set(method_names())
     terms = set().union(*LOSS_TERMS.values())
     assert set(ZERO_EXEMPT_TERMS) <= terms and ROI_TERMS <= terms, "stale term"
 
@@ -122,3 +138,15 @@ def test_training_step_through_distiller(teachers, method, arch):
     assert all(p.grad is not None for p in model.distill_losses.parameters())
     assert all(p.grad is None and not p.requires_grad for p in model.teacher.parameters())
     assert not model.teacher.training
+
+
+@pytest.mark.parametrize(
+    "method, student_arch, teacher_arch, fragments",
+    [(m, *case) for m, cases in INAPPLICABLE_PAIRS.items() for case in cases],
+)
+def test_inapplicable_pair_fails_at_build(teachers, method, student_arch, teacher_arch, fragments):
+    cfg = distill_cfg_with(teachers, method, student_arch, teacher_arch)
+    with pytest.raises(ValueError) as e:
+        build_model(cfg)
+    for fragment in fragments:
+        assert fragment in str(e.value), (fragment, str(e.value))
