@@ -25,7 +25,7 @@ import sys
 
 import pytest
 import torch
-from test_resume_kill import (  # noqa: F401  (fixtures)
+from shapes_runs import (  # noqa: F401  (fixtures)
     one_torch_thread,
     shapes_distill_cfg,
     shapes_root,

@@ -15,7 +15,7 @@ from detectron2.engine import default_argument_parser
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, BoxMode, Instances
 from detectron2.utils.events import EventStorage, get_event_storage
-from test_resume_kill import one_torch_thread, shapes_distill_cfg, shapes_root  # noqa: F401
+from shapes_runs import one_torch_thread, shapes_distill_cfg, shapes_root  # noqa: F401
 from tiny_models import distill_cfg, random_batch, save_teacher, tiny_cfg
 
 from csgr.config.reliability import add_reliability_config

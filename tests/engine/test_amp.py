@@ -9,7 +9,7 @@ import torch
 from detectron2.modeling import build_model
 from detectron2.solver import build_optimizer
 from detectron2.utils.events import EventStorage
-from test_resume_kill import one_torch_thread, shapes_distill_cfg, shapes_root  # noqa: F401
+from shapes_runs import one_torch_thread, shapes_distill_cfg, shapes_root  # noqa: F401
 from tiny_models import distill_cfg, random_batch
 
 from csgr.config.reliability import add_reliability_config
