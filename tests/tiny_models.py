@@ -74,6 +74,37 @@ def tiny_cfg(arch="GeneralizedRCNN", depth=18, fpn_channels=32, num_classes=3, s
     return cfg
 
 
+# backbone name -> (bottom-up config node, variant or None)
+MOBILE_BACKBONES = {
+    "mobilenet_v2": ("MOBILENET_V2", None),
+    "efficientnet_lite": ("EFFICIENTNET_LITE", "lite0"),
+}
+
+
+def mobile_cfg(arch="GeneralizedRCNN", backbone="mobilenet_v2", variant=None, fpn_channels=32):
+    """A tiny detector config on a mobile backbone, from random weights.
+
+    Args:
+        arch: the meta-architecture.
+        backbone: a key of :data:`MOBILE_BACKBONES`.
+        variant: the EfficientNet-Lite variant (default: the backbone's).
+        fpn_channels: ``MODEL.FPN.OUT_CHANNELS``.
+    """
+    cfg = tiny_cfg(arch, fpn_channels=fpn_channels, size=64)
+    node, default_variant = MOBILE_BACKBONES[backbone]
+    retina = arch == "RetinaNet"
+    cfg.MODEL.BACKBONE.NAME = f"build_{'retinanet_' if retina else ''}{backbone}_fpn_backbone"
+    features = ["res3", "res4", "res5"] if retina else ["res2", "res3", "res4", "res5"]
+    cfg.MODEL[node].OUT_FEATURES = features
+    cfg.MODEL[node].NORM = "FrozenBN"
+    cfg.MODEL.FPN.IN_FEATURES = features
+    if variant or default_variant:
+        cfg.MODEL.EFFICIENTNET_LITE.VARIANT = variant or default_variant
+    cfg.MODEL.BACKBONE.FREEZE_AT = 2
+    cfg.INPUT.FORMAT = "RGB"
+    return cfg
+
+
 def save_teacher(
     tmp_dir,
     arch="GeneralizedRCNN",

@@ -1,7 +1,8 @@
 """The paper of each registered distillation method: what it distils, a link and its BibTeX.
 
-Keyed by the method's registry name; ``tests/test_render_docs.py`` checks that every registered
-method has an entry. Fields not known for certain (pages, DOIs) are left out rather than guessed.
+Keyed by the method's registry name; ``tests/docs_render/test_render_docs.py`` checks that every
+registered method has an entry. Fields not known for certain (pages, DOIs) are left out rather
+than guessed.
 """
 
 from dataclasses import dataclass

@@ -9,38 +9,15 @@ import torch.nn.functional as F
 from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, build_backbone, build_model
 from detectron2.utils.events import EventStorage
-from tiny_models import random_batch, tiny_cfg
+from tiny_models import MOBILE_BACKBONES, mobile_cfg, random_batch
 
 import csgr  # noqa: F401  registers the backbones
 from csgr.modeling import build_detector
 from csgr.modeling.backbone import efficientnet_lite_spec
 from csgr.modeling.backbone.efficientnet_lite import TFSameConv2d
 
-# backbone name -> (bottom-up config node, variant or None)
-BACKBONES = {
-    "mobilenet_v2": ("MOBILENET_V2", None),
-    "efficientnet_lite": ("EFFICIENTNET_LITE", "lite0"),
-}
 
-
-def mobile_cfg(arch="GeneralizedRCNN", backbone="mobilenet_v2", variant=None, fpn_channels=32):
-    """A tiny detector config on a mobile backbone, from random weights."""
-    cfg = tiny_cfg(arch, fpn_channels=fpn_channels, size=64)
-    node, default_variant = BACKBONES[backbone]
-    retina = arch == "RetinaNet"
-    cfg.MODEL.BACKBONE.NAME = f"build_{'retinanet_' if retina else ''}{backbone}_fpn_backbone"
-    features = ["res3", "res4", "res5"] if retina else ["res2", "res3", "res4", "res5"]
-    cfg.MODEL[node].OUT_FEATURES = features
-    cfg.MODEL[node].NORM = "FrozenBN"
-    cfg.MODEL.FPN.IN_FEATURES = features
-    if variant or default_variant:
-        cfg.MODEL.EFFICIENTNET_LITE.VARIANT = variant or default_variant
-    cfg.MODEL.BACKBONE.FREEZE_AT = 2
-    cfg.INPUT.FORMAT = "RGB"
-    return cfg
-
-
-@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+@pytest.mark.parametrize("backbone", sorted(MOBILE_BACKBONES))
 @pytest.mark.parametrize("arch", ["GeneralizedRCNN", "RetinaNet"])
 def test_levels_strides_and_shapes(arch, backbone):
     cfg = mobile_cfg(arch, backbone)
@@ -67,9 +44,9 @@ def test_efficientnet_lite_variants_scale_width_and_depth():
         efficientnet_lite_spec("lite9")
 
 
-@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+@pytest.mark.parametrize("backbone", sorted(MOBILE_BACKBONES))
 def test_freeze_at_and_norm(backbone):
-    node = BACKBONES[backbone][0]
+    node = MOBILE_BACKBONES[backbone][0]
     cfg = mobile_cfg(backbone=backbone)
     cfg.MODEL[node].NORM = "BN"
     bottom_up = build_backbone(cfg, ShapeSpec(channels=3)).bottom_up

@@ -6,6 +6,7 @@ converted networks classify scikit-image's photographs right, a permuted one fai
 import pytest
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
+from tiny_models import mobile_cfg
 from torchvision.models import mobilenet_v2
 
 import csgr  # noqa: F401  registers the csgr-pretrained:// handler
@@ -19,7 +20,6 @@ from csgr.pretrained import (
     prepare_pretrained,
 )
 from csgr.pretrained.convert import BOTTOM_UP_PREFIX
-from test_mobile_backbones import mobile_cfg
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import COCOEvaluator
 from detectron2.structures import Boxes, BoxMode, Instances
 from PIL import Image
+from tiny_models import ROOT
 
 from csgr.data.datasets import coral
 from csgr.data.datasets.coral_tiles import (
@@ -20,8 +21,6 @@ from csgr.data.datasets.coral_tiles import (
     split_regions,
     tile_origins,
 )
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
 def _overlap(a, b):

@@ -7,6 +7,7 @@ import re
 import shutil
 
 import pytest
+from tiny_models import ROOT
 
 from csgr.benchmark.accuracy_report import write_accuracy_report
 from csgr.benchmark.runner import ExperimentResult
@@ -18,7 +19,6 @@ from csgr.docs_render.render import render_spec
 from csgr.docs_render.results import AccuracyResults
 from csgr.modeling.losses import method_names
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 README = os.path.join(ROOT, "README.md")
 
 
