@@ -23,7 +23,7 @@ import torch
 from detectron2.modeling import build_model
 from detectron2.solver import build_optimizer
 from detectron2.utils.events import EventStorage
-from test_release import make_distill_run, write_metrics
+from run_folders import make_distill_run, write_metrics
 from tiny_models import ROOT, distill_cfg, load_tool, random_batch, tiny_cfg
 
 import csgr  # noqa: F401
