@@ -167,15 +167,17 @@ def part_plans(settings: GpuCheckSettings) -> Dict[str, dict]:
 
 
 def _cuda_test_files() -> List[str]:
-    """The test files that mark tests ``cuda`` (the dry run collects only these)."""
-    folder = os.path.join(ROOT, "tests")
-    files = sorted(f for f in os.listdir(folder) if f.startswith("test_") and f.endswith(".py"))
+    """The test files that mark tests ``cuda``, in every folder of tests/ (the dry run collects
+    only these)."""
     marked = []
-    for name in files:
-        with open(os.path.join(folder, name)) as f:
-            if "pytest.mark.cuda" in f.read():
-                marked.append(os.path.join("tests", name))
-    return marked
+    for folder, _, names in os.walk(os.path.join(ROOT, "tests")):
+        for name in names:
+            if not (name.startswith("test_") and name.endswith(".py")):
+                continue
+            with open(os.path.join(folder, name)) as f:
+                if "pytest.mark.cuda" in f.read():
+                    marked.append(os.path.relpath(os.path.join(folder, name), ROOT))
+    return sorted(marked)
 
 
 def run_part(name: str, plan: dict, limit_s: float, work_dir: str) -> dict:
