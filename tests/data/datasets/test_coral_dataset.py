@@ -16,6 +16,7 @@ from tiny_models import ROOT
 from csgr.data.datasets import coral
 from csgr.data.datasets.coral_tiles import (
     boxes_in_tile,
+    interleaved_strips,
     read_yolo_boxes,
     region_tiles,
     split_regions,
@@ -46,6 +47,27 @@ def test_val_tiles_never_overlap_train_tiles():
             assert region[0] <= x0 < x1 <= region[2] and region[1] <= y0 < y1 <= region[3]
             covered[y0:y1, x0:x1] = True
         assert covered[region[1] : region[3], region[0] : region[2]].all()
+
+
+def test_choice_and_test_strips_share_no_pixel_and_cover_val():
+    _, val_region = split_regions(3175, 3176, 0.25)
+    choice, test = interleaved_strips(val_region, 4)
+    assert choice == [(0, 0, 794, 794), (1588, 0, 2381, 794)]
+    assert test == [(794, 0, 1588, 794), (2381, 0, 3175, 794)]
+    train = region_tiles(split_regions(3175, 3176, 0.25)[0], 512, 256)
+    tiles = {
+        name: [t for r in strips for t in region_tiles(r, 512, 384)]
+        for name, strips in (("choice", choice), ("test", test))
+    }
+    assert len(tiles["choice"]) == len(tiles["test"]) == 8
+    assert not any(_overlap(c, t) for c in tiles["choice"] for t in tiles["test"] + train)
+    assert not any(_overlap(t, tr) for t in tiles["test"] for tr in train)
+    covered = np.zeros((794, 3175), bool)
+    for x0, y0, x1, y1 in tiles["choice"] + tiles["test"]:
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    with pytest.raises(ValueError, match="strips"):
+        interleaved_strips((0, 0, 3, 10), 4)
 
 
 def test_boxes_kept_when_mostly_inside_clipped_else_crowd():
@@ -99,10 +121,16 @@ def test_build_small_dataset_writes_coco_splits(tmp_path):
     )
     train = json.loads((out / "annotations" / "instances_train.json").read_text())
     val = json.loads((out / "annotations" / "instances_val.json").read_text())
+    choice = json.loads((out / "annotations" / "instances_choice.json").read_text())
+    test = json.loads((out / "annotations" / "instances_test.json").read_text())
     assert stats == {
-        "train": {"images": len(train["images"]), "boxes": len(train["annotations"])},
-        "val": {"images": len(val["images"]), "boxes": len(val["annotations"])},
+        split: {"images": len(coco["images"]), "boxes": len(coco["annotations"])}
+        for split, coco in (("train", train), ("val", val), ("choice", choice), ("test", test))
     }
+    # val's rows in 4 strips of 60 px: choice x 0..60 and 120..180 (the class-0 box at x 20..60),
+    # test x 60..120 and 180..240 (the class-1 box at x 110..150 has 1/4 inside 60..120: crowd)
+    assert [(a["category_id"], a["iscrowd"]) for a in choice["annotations"]] == [(1, 0), (2, 0)]
+    assert [(a["category_id"], a["iscrowd"]) for a in test["annotations"]] == [(2, 1)]
     # val = rows 0..100 (boxes of class 0 and 1), train = rows 100..200 (class 3)
     assert {a["category_id"] for a in val["annotations"]} == {1, 2}
     assert {a["category_id"] for a in train["annotations"]} == {4}
@@ -132,9 +160,11 @@ def test_real_orthomosaic_builds(tmp_path):
     assert np.bincount(classes).tolist() == [165, 60, 52, 31]
     stats = coral.build_coral_dataset(source["image"], source["labels"], str(tmp_path / "c"))
     assert stats["train"]["images"] == 12 * 9 and stats["val"]["images"] == 8 * 2
-    val = json.loads((tmp_path / "c" / "annotations" / "instances_val.json").read_text())
-    kept = [a for a in val["annotations"] if not a["iscrowd"]]
-    assert {a["category_id"] for a in kept} == {1, 2, 3, 4}
+    assert stats["choice"]["images"] == stats["test"]["images"] == 8
+    for split in ("val", "choice", "test"):
+        coco = json.loads((tmp_path / "c" / "annotations" / f"instances_{split}.json").read_text())
+        kept = [a for a in coco["annotations"] if not a["iscrowd"]]
+        assert {a["category_id"] for a in kept} == {1, 2, 3, 4}, split
 
 
 def test_catalog_builds_on_first_load_and_coco_eval_scores_ground_truth(

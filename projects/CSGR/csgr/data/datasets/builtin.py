@@ -10,7 +10,7 @@ Names:
     voc_2007_test                            PASCAL VOC eval
     minicoco_train (+ coco_2017_val)         MiniCOCO, 80 COCO classes, COCO eval
     csgr_shapes_{train,val,test}             offline generated shapes, 8 classes, COCO eval
-    coral_{train,val}                        tiles of a coral orthomosaic, 4 classes, COCO eval
+    coral_{train,val,choice,test}            tiles of a coral orthomosaic, 4 classes, COCO eval
 """
 
 from .coral import register_all_coral

@@ -1,4 +1,5 @@
-"""``coral_train`` / ``coral_val``: real underwater photographs, tiled from one orthomosaic.
+"""``coral_train``, ``coral_val``, ``coral_choice``, ``coral_test``: real underwater photographs,
+tiled from one orthomosaic.
 
 Source: the sdist of ``yolo-tiling==0.0.9`` (MIT license, Jordan Pierce), ``tests/detection``:
 one 3175x3176 RGB coral-reef orthomosaic with 308 boxes in YOLO format, 4 classes. The sdist
@@ -8,12 +9,15 @@ built into ``$DETECTRON2_DATASETS/coral`` (atomically, under a file lock)::
     .downloads/yolo_tiling-0.0.9.tar.gz     the sdist, kept
     coral/build.json                        builder version and parameters
     coral/LICENSE                           the source's license
-    coral/annotations/instances_{train,val}.json   COCO, category ids 1..4
-    coral/{train,val}/<y>_<x>.jpg           tiles named by their origin in the orthomosaic
+    coral/annotations/instances_{train,val,choice,test}.json   COCO, category ids 1..4
+    coral/{train,val,choice,test}/<y>_<x>.jpg   tiles named by their origin in the orthomosaic
 
 Val is the top quarter of the rows and train the rest (``coral_tiles.split_regions``), so no
 val tile shares a pixel with a train tile; a box is kept in a tile (clipped) when at least half
-of it is inside, and marked crowd (ignored) otherwise.
+of it is inside, and marked crowd (ignored) otherwise. ``coral_choice`` and ``coral_test`` cut
+val's rows into four vertical strips and take every other one (``coral_tiles.interleaved_strips``;
+four is the fewest that puts every class in both), tiled with val's stride: a setting is chosen
+on one and reported on the other; neither shares a pixel with the other or with train.
 """
 
 import glob
@@ -31,14 +35,25 @@ import portalocker
 from PIL import Image
 
 from .catalog_utils import datasets_root, load_coco_checked, register_generated_splits
-from .coral_tiles import boxes_in_tile, read_yolo_boxes, region_tiles, split_regions
+from .coral_tiles import (
+    boxes_in_tile,
+    interleaved_strips,
+    read_yolo_boxes,
+    region_tiles,
+    split_regions,
+)
 
 __all__ = ["CORAL_CATEGORIES", "DEFAULT_CORAL_PARAMS", "build_coral_dataset", "ensure_coral"]
 
 logger = logging.getLogger(__name__)
 
 CORAL_DIRNAME = "coral"
-CORAL_SPLITS = {"coral_train": "train", "coral_val": "val"}
+CORAL_SPLITS = {
+    "coral_train": "train",
+    "coral_val": "val",
+    "coral_choice": "choice",
+    "coral_test": "test",
+}
 CORAL_SDIST = ("yolo-tiling", "0.0.9")
 _MEMBERS = {
     "image": "tests/detection/train/images/VOS_RGB.png",
@@ -51,14 +66,16 @@ CORAL_CATEGORIES = [
     {"id": 3, "name": "Porite_massive"},
     {"id": 4, "name": "Montipora_crust/patula"},
 ]
-BUILDER_VERSION = 1
-# tile side (px), train/val tile strides (px), val share of the rows, min share of a box inside
+BUILDER_VERSION = 2
+# tile side (px), train/val tile strides (px), val share of the rows, min share of a box inside,
+# strips of val's rows dealt out to choice and test
 DEFAULT_CORAL_PARAMS = {
     "tile": 512,
     "train_stride": 256,
     "val_stride": 384,
     "val_fraction": 0.25,
     "min_inside": 0.5,
+    "strips": 4,
 }
 
 
@@ -124,7 +141,10 @@ def _write_split(image: Image.Image, classes, boxes, tiles, params, out_dir, spl
 
 
 def build_coral_dataset(image_path: str, labels_path: str, output_dir: str, **params) -> dict:
-    """Tile ``image_path`` (labels in YOLO format) into train/val splits in ``output_dir``.
+    """Tile ``image_path`` (labels in YOLO format) into the four splits in ``output_dir``.
+
+    Choice and test are alternate strips of val's region (``strips`` of them), tiled with val's
+    stride.
 
     Args:
         params: overrides of ``DEFAULT_CORAL_PARAMS``.
@@ -138,13 +158,16 @@ def build_coral_dataset(image_path: str, labels_path: str, output_dir: str, **pa
     if classes.size and classes.max() >= len(CORAL_CATEGORIES):
         raise ValueError(f"{labels_path}: class {classes.max()} >= {len(CORAL_CATEGORIES)}")
     train_region, val_region = split_regions(*image.size, params["val_fraction"])
+    choice_strips, test_strips = interleaved_strips(val_region, params["strips"])
     os.makedirs(os.path.join(output_dir, "annotations"), exist_ok=True)
     stats = {}
-    for split, region, stride in (
-        ("train", train_region, params["train_stride"]),
-        ("val", val_region, params["val_stride"]),
+    for split, regions, stride in (
+        ("train", [train_region], params["train_stride"]),
+        ("val", [val_region], params["val_stride"]),
+        ("choice", choice_strips, params["val_stride"]),
+        ("test", test_strips, params["val_stride"]),
     ):
-        tiles = region_tiles(region, params["tile"], stride)
+        tiles = [t for region in regions for t in region_tiles(region, params["tile"], stride)]
         stats[split] = _write_split(image, classes, boxes, tiles, params, output_dir, split)
     return stats
 
@@ -191,7 +214,8 @@ def ensure_coral(root: str = None) -> str:
 
 
 def load_coral(dataset_name: str):
-    """Load ``coral_train`` or ``coral_val``, building the tiles first if needed."""
+    """Load ``coral_train``, ``coral_val``, ``coral_choice`` or ``coral_test``, building the tiles
+    first if needed."""
     split = CORAL_SPLITS[dataset_name]
     output_dir = ensure_coral()
     json_file = os.path.join(output_dir, "annotations", f"instances_{split}.json")
@@ -199,5 +223,5 @@ def load_coral(dataset_name: str):
 
 
 def register_all_coral() -> None:
-    """Register ``coral_{train,val}``; touches no file (building happens on load)."""
+    """Register ``coral_{train,val,choice,test}``; touches no file (building happens on load)."""
     register_generated_splits(CORAL_SPLITS, load_coral, CORAL_CATEGORIES, CORAL_DIRNAME)

@@ -11,7 +11,14 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["read_yolo_boxes", "tile_origins", "region_tiles", "boxes_in_tile", "split_regions"]
+__all__ = [
+    "read_yolo_boxes",
+    "tile_origins",
+    "region_tiles",
+    "boxes_in_tile",
+    "split_regions",
+    "interleaved_strips",
+]
 
 Box = Tuple[float, float, float, float]
 
@@ -87,6 +94,23 @@ def split_regions(
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     cut = int(round(height * val_fraction))
     return (0, cut, width, height), (0, 0, width, cut)
+
+
+def interleaved_strips(
+    region: Sequence[int], strips: int
+) -> Tuple[List[Tuple[int, int, int, int]], List[Tuple[int, int, int, int]]]:
+    """Cut ``region`` into ``strips`` vertical strips of equal width and deal them out in turn.
+
+    Returns:
+        (the 1st, 3rd, ... strips, the 2nd, 4th, ... strips), each strip ``(x0, y0, x1, y1)``;
+        no strip shares a pixel with another.
+    """
+    x0, y0, x1, y1 = region
+    if strips < 2 or x1 - x0 < strips:
+        raise ValueError(f"cannot cut region {tuple(region)} into {strips} strips")
+    xs = [x0 + round(i * (x1 - x0) / strips) for i in range(strips + 1)]
+    cut = [(xs[i], y0, xs[i + 1], y1) for i in range(strips)]
+    return cut[0::2], cut[1::2]
 
 
 def boxes_in_tile(
