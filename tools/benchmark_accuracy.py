@@ -47,6 +47,16 @@ schedule with the first seed only (in <study>/screen, its own report there), and
 --keep best (by the metric; a diverged one is out) on every seed and the full schedule;
 --screen-only stops after the screen (its report, with a recommendation from one short seed).
 
+Choose on one split, report on another: give every run two test sets and report each in turn
+(the second command trains nothing; each report goes to <study folder>/<DATASET>/; the opts
+reach the teacher too, so a teacher trained with other test sets trains again unless
+--teacher-weights names it):
+
+    python tools/benchmark_accuracy.py --suite coral --seeds 1 2 3 --reuse --report-on coral_choice \
+        DATASETS.TEST "('coral_choice','coral_test')"
+    python tools/benchmark_accuracy.py --suite coral --seeds 1 2 3 --reuse --report-on coral_test \
+        DATASETS.TEST "('coral_choice','coral_test')"
+
 --reuse skips runs whose folder holds an evaluation and a stamp of the same merged config (and,
 for distilled students, of the same teacher weights; for your data, of the same --register
 files), and reports a recorded divergence of the same config again without training (other
@@ -126,6 +136,12 @@ def parse_args(argv=None):
     )
     parser.add_argument("--output", help="the study's folder (see above)")
     parser.add_argument(
+        "--report-on",
+        metavar="DATASET",
+        help="with several DATASETS.TEST, the one the report ranks on (default: the first); "
+        "its report goes to <study folder>/<DATASET>/",
+    )
+    parser.add_argument(
         "--reuse", action="store_true", help="skip finished (or diverged) identical runs"
     )
     parser.add_argument("--num-gpus", type=int, default=1, help="GPUs of each run")
@@ -184,9 +200,13 @@ def main(argv=None):
         screen=args.screen,
         keep=args.keep,
         screen_only=args.screen_only,
+        report_on=args.report_on,
     )
     load_before = load_average()
-    outcome = run_study(args.spec, plan, args.reuse, args.jobs)
+    try:
+        outcome = run_study(args.spec, plan, args.reuse, args.jobs)
+    except ValueError as e:  # a study that cannot be planned (a label twice, --report-on)
+        sys.exit(f"error: {e}")
     student, teacher = args.spec.names()
     schedule = f"iterations: students {args.iters or 'config'}, teacher " + (
         "given" if args.teacher_weights else str(args.teacher_iters or "config")
@@ -209,8 +229,10 @@ def main(argv=None):
         teacher_seed=args.teacher_seed,
         schedule=schedule,
     )
+    out_dir = os.path.join(args.out_dir, args.report_on) if args.report_on else args.out_dir
+    os.makedirs(out_dir, exist_ok=True)
     report = report_study(
-        outcome, args.out_dir, title, schedule, args.seeds, command, load_before, facts
+        outcome, out_dir, title, schedule, args.seeds, command, load_before, facts
     )
     print("\n" + report)
     result = outcome.result or outcome.stage1

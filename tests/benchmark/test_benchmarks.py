@@ -124,6 +124,41 @@ def test_benchmark_accuracy_tiny(tmp_path, monkeypatch, capsys):
     assert printed.count("reusing") == 3 and "done in" not in printed
 
 
+def test_benchmark_accuracy_reports_each_of_several_test_sets(tmp_path, monkeypatch, capsys):
+    """With two test sets every run evaluates both; --report-on ranks on either (the first by
+    default), the second report reuses every run, and a test set the runs lack is refused."""
+    data = tmp_path / "d2datasets"
+    generate_shapes_dataset(str(data / "csgr_shapes"), num_train=8, num_val=4, image_size=64)
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(data))
+    out = tmp_path / "bench"
+    argv = ["--iters", "2", "--teacher-iters", "2", "--seeds", "1", "--methods", "CSGR"]
+    argv += ["--output", str(out), "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
+    argv += ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64"]
+    argv += ["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"]
+    argv += ["DATASETS.TEST", "('csgr_shapes_train','csgr_shapes_val')"]
+    tool = load_tool("benchmark_accuracy")
+
+    def recorded(label, dataset):
+        lines = (out / "frcnn" / label / "seed1" / "metrics.json").read_text().splitlines()
+        last = [json.loads(x) for x in lines if f"{dataset}/bbox/AP" in x][-1]
+        return last[f"{dataset}/bbox/AP"]
+
+    first = tool.main(argv)  # the first test set
+    assert (out / "frcnn" / "accuracy.md").is_file()
+    for label, key in (("teacher", "teacher"), ("baseline", "baseline"), ("csgr", "CSGR")):
+        assert first[key]["AP"]["mean"] == pytest.approx(recorded(label, "csgr_shapes_train"))
+    capsys.readouterr()
+    second = tool.main(["--reuse", "--report-on", "csgr_shapes_val", *argv])
+    printed = capsys.readouterr().out
+    assert printed.count("reusing") == 3 and "done in" not in printed
+    for label, key in (("teacher", "teacher"), ("baseline", "baseline"), ("csgr", "CSGR")):
+        assert second[key]["AP"]["mean"] == pytest.approx(recorded(label, "csgr_shapes_val"))
+    results = json.loads((out / "frcnn" / "csgr_shapes_val" / "results.json").read_text())
+    assert results["provenance"]["split"].startswith("csgr_shapes_val (of DATASETS.TEST")
+    with pytest.raises(SystemExit, match=r"'coral_test' is not in its DATASETS.TEST"):
+        tool.main(["--reuse", "--report-on", "coral_test", *argv])
+
+
 def test_benchmark_accuracy_tiny_retinanet(tmp_path, monkeypatch):
     """The RetinaNet side by side runs PCD (RetinaNet only), FGD on all five head levels and IKD
     without its ROI logit term."""
@@ -393,6 +428,30 @@ def test_report_lists_the_factors_of_calibrated_runs(tmp_path):
 
     lines = loss_scale_lines({"FGD": [final_metrics(published)], "FGD-calibrated": runs})
     assert lines == ["- FGD-calibrated: loss_scale/FGD per seed 0.382, 0.405"]
+
+
+def test_final_metrics_of_a_run_with_several_test_sets(tmp_path):
+    """Detectron2 names each test set's metrics ``<dataset>/bbox/<metric>`` when there are
+    several; the run's report reads the one asked for, or its first DATASETS.TEST."""
+    from csgr.benchmark.accuracy_runs import Run
+    from csgr.benchmark.runner import final_metrics, report_dataset
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    records = [{"iteration": 9, "a/bbox/AP": 10.0, "b/bbox/AP": 20.0, "b/bbox/AP50": 30.0}]
+    (run_dir / "metrics.json").write_text("\n".join(json.dumps(r) for r in records))
+    assert final_metrics(str(run_dir)) is None  # no test set named: nothing to report
+    assert final_metrics(str(run_dir), "a")["AP"] == 10.0
+    b = final_metrics(str(run_dir), "b")
+    assert (b["AP"], b["AP50"]) == (20.0, 30.0)
+
+    config = os.path.join(ROOT, "configs", "Shapes", "faster_rcnn_R_18_FPN.yaml")
+    two = Run("baseline", 1, config, str(run_dir), ["DATASETS.TEST", "('b','a')"], cwd=ROOT)
+    assert report_dataset(two) == "b" and report_dataset(two, "a") == "a"
+    with pytest.raises(ValueError, match=r"'c' is not in its DATASETS.TEST \['b', 'a'\]"):
+        report_dataset(two, "c")
+    one = Run("baseline", 1, config, str(run_dir), [], cwd=ROOT)
+    assert report_dataset(one) is None  # one test set: plain bbox/ keys
 
 
 def test_a_failed_student_run_is_counted_per_label_and_decides_the_goal(tmp_path):

@@ -26,6 +26,7 @@ __all__ = [
     "STAMP",
     "ExperimentResult",
     "final_metrics",
+    "report_dataset",
     "config_digest",
     "run_or_reuse",
     "run_many",
@@ -50,14 +51,21 @@ class RunDivergedError(RuntimeError):
     :data:`~csgr.errors.DIVERGED_EXIT_STATUS`)."""
 
 
-def final_metrics(output_dir: str) -> Optional[Dict[str, float]]:
+def final_metrics(
+    output_dir: str, dataset_name: Optional[str] = None
+) -> Optional[Dict[str, float]]:
     """The last box evaluation of ``output_dir/metrics.json`` and, for a calibrated run, its
-    loss-scale factors (``"loss_scale/<method>"``); None if there is no evaluation."""
+    loss-scale factors (``"loss_scale/<method>"``); None if there is no evaluation.
+
+    Args:
+        dataset_name: with several test sets, the one whose evaluation is read (Detectron2
+            writes ``<dataset>/bbox/<metric>`` then); a single test set's is read either way.
+    """
     path = os.path.join(output_dir, "metrics.json")
     if not os.path.isfile(path):
         return None
     records = read_metrics(path)
-    found = last_evaluation(records)
+    found = last_evaluation(records, dataset_name)
     if "AP" not in found:
         return None
     return {
@@ -134,12 +142,31 @@ def _train(run: Run, threads: Optional[int], log, progress: Optional[ProgressBoa
     return seconds
 
 
+def report_dataset(run: Run, dataset: Optional[str] = None) -> Optional[str]:
+    """The test set whose evaluation of ``run`` is reported: ``dataset``, or the first of the
+    run's ``DATASETS.TEST``; None when the run evaluates one test set only (its metrics carry no
+    dataset name).
+
+    Raises:
+        ValueError: ``dataset`` is not one of the run's test sets (the message names both).
+    """
+    test = list(load_config(run.config_file, run.opts).DATASETS.TEST)
+    if dataset is not None and dataset not in test:
+        raise ValueError(
+            f"[{run.name}] the report's test set {dataset!r} is not in its DATASETS.TEST {test}"
+        )
+    if len(test) < 2:
+        return None
+    return dataset or test[0]
+
+
 def run_or_reuse(
     run: Run,
     reuse: bool,
     log=print,
     threads: Optional[int] = None,
     progress: Optional[ProgressBoard] = None,
+    dataset: Optional[str] = None,
 ) -> Tuple[Dict[str, float], float, bool]:
     """Train and evaluate ``run`` through tools/train_net.py, or reuse its finished results.
 
@@ -152,6 +179,8 @@ def run_or_reuse(
     Args:
         threads: ``OMP_NUM_THREADS`` of the training process (None: inherited).
         progress: a board planned with :func:`plan_progress`; the run's row shows its progress.
+        dataset: with several ``DATASETS.TEST``, the one whose metrics are returned (default:
+            the first); every one is evaluated and kept in the run's metrics.json.
 
     Returns:
         (metrics, wall seconds of the training, whether it was reused).
@@ -161,6 +190,7 @@ def run_or_reuse(
             no evaluation, or (reused) diverged.
     """
     digest = config_digest(run)
+    dataset = report_dataset(run, dataset)
     stamp_path = os.path.join(run.output_dir, STAMP)
     if reuse and os.path.isfile(stamp_path):
         with open(stamp_path) as f:
@@ -170,7 +200,7 @@ def run_or_reuse(
             log(f"[{run.name}] reusing the recorded divergence of {run.output_dir}")
             _finish(progress, run, None, "diverged")
             raise RuntimeError(stamp["diverged"])
-        metrics = final_metrics(run.output_dir)
+        metrics = final_metrics(run.output_dir, dataset)
         if same_config and metrics is not None:
             log(f"[{run.name}] reusing {run.output_dir}")
             _finish(progress, run, metrics, "reused")
@@ -190,11 +220,12 @@ def run_or_reuse(
                     {"config_sha256": digest, "command": run.command(), "diverged": str(e)}, f
                 )
         raise
-    metrics = final_metrics(run.output_dir)
+    metrics = final_metrics(run.output_dir, dataset)
     if metrics is None:
         _finish(progress, run, None, "failed")
+        of = f" of {dataset}" if dataset else ""
         raise RuntimeError(
-            f"[{run.name}] wrote no bbox evaluation to {run.output_dir}/metrics.json"
+            f"[{run.name}] wrote no bbox evaluation{of} to {run.output_dir}/metrics.json"
         )
     _finish(progress, run, metrics, "done")
     with open(stamp_path, "w") as f:
@@ -227,6 +258,7 @@ def run_many(
     jobs: int = 1,
     log=print,
     progress: Optional[ProgressBoard] = None,
+    dataset: Optional[str] = None,
 ) -> list:
     """:func:`run_or_reuse` for several runs, ``jobs`` of them at a time.
 
@@ -244,7 +276,9 @@ def run_many(
 
     def one(run):
         try:
-            return run_or_reuse(run, reuse, log=log, threads=threads, progress=progress)
+            return run_or_reuse(
+                run, reuse, log=log, threads=threads, progress=progress, dataset=dataset
+            )
         except RuntimeError as e:
             return e
 
@@ -291,6 +325,7 @@ def run_experiment(
     teacher_weights: str = "",
     log=print,
     progress: Optional[ProgressBoard] = None,
+    dataset: Optional[str] = None,
 ) -> ExperimentResult:
     """Run (or reuse) the teacher, then the students ``jobs`` at a time.
 
@@ -301,6 +336,7 @@ def run_experiment(
             is reported when a metrics.json lies next to them.
         progress: live progress of every run (see :func:`plan_progress`); ``log`` should then
             be its :meth:`~csgr.utils.progress.ProgressBoard.write`.
+        dataset: with several ``DATASETS.TEST``, the one reported (default: the first).
 
     Raises:
         RuntimeError: the teacher's training failed (a failed student is recorded in
@@ -308,13 +344,15 @@ def run_experiment(
     """
     out = ExperimentResult()
     if teacher is not None:
-        out.add("teacher", *run_or_reuse(teacher, reuse_teacher, log=log, progress=progress))
+        outcome = run_or_reuse(teacher, reuse_teacher, log=log, progress=progress, dataset=dataset)
+        out.add("teacher", *outcome)
     elif teacher_weights:
-        metrics = final_metrics(os.path.dirname(os.path.abspath(teacher_weights)))
+        metrics = final_metrics(os.path.dirname(os.path.abspath(teacher_weights)), dataset)
         if metrics is not None:
             out.results["teacher"] = [metrics]
     for run, outcome in zip(
-        students, run_many(students, reuse_students, jobs, log=log, progress=progress)
+        students,
+        run_many(students, reuse_students, jobs, log=log, progress=progress, dataset=dataset),
     ):
         if isinstance(outcome, RuntimeError):  # report it; the other runs went on
             lines = [line for line in str(outcome).splitlines() if line.strip()]

@@ -14,7 +14,7 @@ from ..evaluation import evaluator_type
 from .accuracy_report import aggregate, write_accuracy_report
 from .accuracy_runs import Run, Variant, plan_study
 from .recommend import recommend
-from .runner import ExperimentResult, plan_progress, run_experiment
+from .runner import ExperimentResult, plan_progress, report_dataset, run_experiment
 from .screening import screen_lines, screen_schedule, select_screened
 
 __all__ = ["StudyPlan", "StudyOutcome", "study_metric", "run_study", "report_study"]
@@ -38,6 +38,7 @@ class StudyPlan:
     screen: Optional[float] = None  # fraction of the students' schedule
     keep: int = 3
     screen_only: bool = False  # stop after the screen
+    report_on: Optional[str] = None  # with several DATASETS.TEST, the one reported
 
     def plan(self, spec, seeds=None, out=None, extra=(), teacher_weights=None):
         """:func:`plan_study` of this plan (optionally other seeds, folder, more opts)."""
@@ -57,12 +58,19 @@ class StudyPlan:
         )
 
 
-def study_metric(baseline: Run) -> Tuple[str, str]:
-    """(the metric that ranks the methods, the test sets): AP50 when the first test set is
-    evaluated as PASCAL VOC, else AP. The datasets' modules must be imported."""
+def study_metric(baseline: Run, report_on: Optional[str] = None) -> Tuple[str, str]:
+    """(the metric that ranks the methods, the test set reported): AP50 when that test set
+    (``report_on``, default the first) is evaluated as PASCAL VOC, else AP. The datasets'
+    modules must be imported.
+
+    Raises:
+        ValueError: ``report_on`` is not one of the baseline's ``DATASETS.TEST``.
+    """
     test = list(load_config(baseline.config_file, baseline.opts).DATASETS.TEST)
-    kind = evaluator_type(test[0], guess=True) if test else "coco"
-    return ("AP50" if kind == "pascal_voc" else "AP"), ", ".join(test)
+    name = report_dataset(baseline, report_on) or (test[0] if test else "")
+    kind = evaluator_type(name, guess=True) if name else "coco"
+    split = name if len(test) < 2 else f"{name} (of DATASETS.TEST {', '.join(test)})"
+    return ("AP50" if kind == "pascal_voc" else "AP"), split
 
 
 @dataclass
@@ -80,10 +88,18 @@ class StudyOutcome:
     stage1: Optional[ExperimentResult] = None
 
 
-def _run(teacher, students, reuse, jobs, weights) -> ExperimentResult:
+def _run(teacher, students, reuse, jobs, weights, dataset=None) -> ExperimentResult:
     board = plan_progress(teacher, students, jobs)
     return run_experiment(
-        teacher, students, reuse, reuse, jobs, weights, log=board.write, progress=board
+        teacher,
+        students,
+        reuse,
+        reuse,
+        jobs,
+        weights,
+        log=board.write,
+        progress=board,
+        dataset=dataset,
     )
 
 
@@ -106,17 +122,18 @@ def run_study(spec, plan: StudyPlan, reuse: bool, jobs: int = 1) -> StudyOutcome
     ``plan.screen_only``).
     """
     teacher, students, skipped = plan.plan(spec)
-    metric, split = study_metric(students[0])
+    metric, split = study_metric(students[0], plan.report_on)
     weights = plan.teacher_weights or os.path.join(teacher.output_dir, "model_final.pth")
+    on = plan.report_on
     if not plan.screen:
-        result = _run(teacher, students, reuse, jobs, weights)
+        result = _run(teacher, students, reuse, jobs, weights, on)
         return StudyOutcome(result, skipped, metric, split)
     full = load_config(students[0].config_file, students[0].opts).SOLVER
     opts = screen_schedule(full.MAX_ITER, full.STEPS, plan.screen)
     seed = plan.seeds[0]
     out = os.path.join(plan.out, "screen")
     _, screen_runs, _ = plan.plan(spec, [seed], out, opts, teacher_weights=weights)
-    stage1 = _run(teacher, screen_runs, reuse, jobs, weights)
+    stage1 = _run(teacher, screen_runs, reuse, jobs, weights, on)
     scores = {r.label: None for r in screen_runs}
     scores.update({k: v[0][metric] for k, v in stage1.results.items() if k != "teacher"})
     errors = {name.rsplit(" seed ", 1)[0]: e for name, e in stage1.errors.items()}
@@ -124,7 +141,7 @@ def run_study(spec, plan: StudyPlan, reuse: bool, jobs: int = 1) -> StudyOutcome
     stage2 = [r for r in students if r.label == "baseline" or r.label in kept]
     result = None
     if not plan.screen_only:
-        result = _with_teacher(stage1, _run(None, stage2, reuse, jobs, weights))
+        result = _with_teacher(stage1, _run(None, stage2, reuse, jobs, weights, on))
     screen = {
         "fraction": plan.screen,
         "iters": int(opts[1]),
