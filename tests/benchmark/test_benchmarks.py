@@ -454,6 +454,29 @@ def test_final_metrics_of_a_run_with_several_test_sets(tmp_path):
     assert report_dataset(one) is None  # one test set: plain bbox/ keys
 
 
+def test_a_given_teacher_is_reported_only_on_a_test_set_it_was_evaluated_on(tmp_path):
+    """--teacher-weights: its folder's evaluation counts for a named test set only when its
+    config.yaml evaluated that set (a plain bbox/AP of another set is not passed off as it)."""
+    from csgr.benchmark.runner import given_teacher_metrics
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    for folder, test, record in (
+        (one, "[coral_val]", {"bbox/AP": 6.0}),
+        (
+            two,
+            "[coral_choice, coral_test]",
+            {"coral_choice/bbox/AP": 5.0, "coral_test/bbox/AP": 7.0},
+        ),
+    ):
+        folder.mkdir()
+        (folder / "config.yaml").write_text(f"DATASETS:\n  TEST: {test}\n")
+        (folder / "metrics.json").write_text(json.dumps({"iteration": 9, **record}))
+    assert given_teacher_metrics(str(one / "model_final.pth"))["AP"] == 6.0
+    assert given_teacher_metrics(str(one / "model_final.pth"), "coral_val")["AP"] == 6.0
+    assert given_teacher_metrics(str(one / "model_final.pth"), "coral_choice") is None
+    assert given_teacher_metrics(str(two / "model_final.pth"), "coral_test")["AP"] == 7.0
+
+
 def test_a_failed_student_run_is_counted_per_label_and_decides_the_goal(tmp_path):
     """A student run that fails (here: its teacher's weights do not exist) is recorded with its
     error and counted under its label; the goals use that count."""

@@ -68,7 +68,8 @@ def teacher_note(agg: Dict[str, Dict[str, dict]], metric: str = "AP") -> Optiona
         return None
     if "teacher" not in agg:
         return (
-            f"- The teacher's {metric} is unknown (no metrics.json beside its weights): "
+            f"- The teacher's {metric} is unknown (no evaluation on this test set beside its "
+            "weights): "
             f"tools/check_teacher.py evaluates it; one no better than the baseline student "
             f"({base:.2f}) has little to teach."
         )

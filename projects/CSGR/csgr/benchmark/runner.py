@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
+import yaml
+
 from ..config import load_config
 from ..errors import DIVERGED_EXIT_STATUS
 from ..evaluation import last_evaluation, last_values, read_metrics
@@ -27,6 +29,7 @@ __all__ = [
     "ExperimentResult",
     "final_metrics",
     "report_dataset",
+    "given_teacher_metrics",
     "config_digest",
     "run_or_reuse",
     "run_many",
@@ -158,6 +161,23 @@ def report_dataset(run: Run, dataset: Optional[str] = None) -> Optional[str]:
     if len(test) < 2:
         return None
     return dataset or test[0]
+
+
+def given_teacher_metrics(weights: str, dataset: Optional[str] = None):
+    """The evaluation recorded beside a given teacher's weights (its folder's metrics.json), or
+    None. With ``dataset`` named (several test sets), only an evaluation of that test set counts:
+    the folder's config.yaml must list it in DATASETS.TEST."""
+    folder = os.path.dirname(os.path.abspath(weights))
+    if dataset is None:
+        return final_metrics(folder)
+    config = os.path.join(folder, "config.yaml")
+    if not os.path.isfile(config):
+        return None
+    with open(config) as f:
+        test = list((yaml.safe_load(f) or {}).get("DATASETS", {}).get("TEST", []) or [])
+    if dataset not in test:
+        return None
+    return final_metrics(folder, dataset if len(test) > 1 else None)
 
 
 def run_or_reuse(
@@ -347,7 +367,7 @@ def run_experiment(
         outcome = run_or_reuse(teacher, reuse_teacher, log=log, progress=progress, dataset=dataset)
         out.add("teacher", *outcome)
     elif teacher_weights:
-        metrics = final_metrics(os.path.dirname(os.path.abspath(teacher_weights)), dataset)
+        metrics = given_teacher_metrics(teacher_weights, dataset)
         if metrics is not None:
             out.results["teacher"] = [metrics]
     for run, outcome in zip(
