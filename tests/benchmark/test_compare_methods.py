@@ -249,7 +249,7 @@ def test_recommendation_lines():
     assert "NOT resolved" in recommend(close, "AP")[1]
     one_seed = aggregate({"baseline": _runs(10.0), "MSE": _runs(11.0)})
     assert "one baseline seed has no spread" in recommend(one_seed, "AP")[1]
-    assert recommend(one_seed, "AP")[-1].startswith("- The teacher's AP is unknown (no metrics")
+    assert recommend(one_seed, "AP")[-1].startswith("- The teacher's AP is unknown (no evaluation")
     worse = aggregate({"teacher": _runs(9.0), "baseline": _runs(10.0), "MSE": _runs(9.5)})
     lines = recommend(worse, "AP50")
     assert lines[0].startswith("- No method beats the baseline student (AP50 20.00)")
