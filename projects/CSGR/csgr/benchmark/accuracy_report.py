@@ -14,6 +14,7 @@ from ..modeling.loss_scale import SCALAR_PREFIX
 from .accuracy_runs import METRICS
 from .runner import ExperimentResult
 from .measure import load_average
+from .seed_goals import csgr_seed_goals
 
 __all__ = [
     "comparison_table",
@@ -272,7 +273,9 @@ def write_accuracy_report(
     bar_chart(agg, chart, f"{chart_title}\n{schedule}; student seeds {seeds}", metric)
     counts = {label: len(runs) for label, runs in results.items()}
     lines = ["```", command, "```", "", f"{title}; {schedule}; student seeds {seeds}", ""]
-    goals = accuracy_goals(agg, experiment.failures)
+    teacher_seed = (provenance or {}).get("teacher_seed")
+    finished = {label: _finished_seeds(label, seeds, experiment, teacher_seed) for label in results}
+    goals = accuracy_goals(agg, experiment.failures) + csgr_seed_goals(results, finished, metric)
     table = accuracy_table(agg, counts, experiment.failures)
     lines += [table, "", *goals, *loss_scale_lines(results)]
     lines += [f"- {m}: skipped ({why})" for m, why in skipped.items()]
@@ -293,10 +296,7 @@ def write_accuracy_report(
         "provenance": {**(provenance or {}), "seeds": list(seeds)},
         "results": results,
         "aggregate": agg,
-        "seeds": {
-            label: _finished_seeds(label, seeds, experiment, (provenance or {}).get("teacher_seed"))
-            for label in results
-        },
+        "seeds": finished,
         "seconds": seconds,
         "skipped": skipped,
         "failed": experiment.failed,
