@@ -130,3 +130,17 @@ def test_accuracy_report_writes_a_file_the_renderer_takes(tmp_path):
     assert "| 9.00 ± 1.41 " in table and "| 8.00, 10.00 " in table and "+3.00" in table
     assert "diverged on every seed (iterations 31, 12)" in table
     assert "- PCD: not run (RetinaNet only)" in table
+
+
+def test_generic_tables_render_their_lines():
+    from csgr.docs_render.tables import generic_tables
+
+    data = {
+        "tables": [
+            {"title": "T", "columns": ["a", "b"], "rows": [[1, 2]], "lines": ["- x (met)"]},
+            {"columns": ["c"], "rows": [[3]]},
+        ]
+    }
+    text = generic_tables(data)
+    assert text.startswith("*T*\n\n| a   | b   |")
+    assert "| 1   | 2   |\n\n- x (met)\n\n| c   |" in text

@@ -13,7 +13,8 @@ __all__ = ["generic_tables", "speed_tables", "provenance_text"]
 
 
 def generic_tables(data: dict) -> str:
-    """Every table of ``data["tables"]``, each under its title (when it has one)."""
+    """Every table of ``data["tables"]``, each under its title (when it has one) and followed
+    by its ``lines`` (e.g. goals met or not), one list item each."""
     parts: List[str] = []
     for table in data["tables"]:
         if table.get("title"):
@@ -22,6 +23,8 @@ def generic_tables(data: dict) -> str:
         parts.append(
             tabulate(rows, headers=table["columns"], tablefmt="github", disable_numparse=True)
         )
+        if table.get("lines"):
+            parts.append("\n".join(table["lines"]))
     return "\n\n".join(parts)
 
 
