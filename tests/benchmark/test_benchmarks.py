@@ -527,3 +527,22 @@ def test_a_diverged_run_is_recorded_and_reused_without_training(tmp_path, monkey
     assert again.failures == {"baseline": 1} and again.failed == first.failed
     assert any("reusing the recorded divergence" in line for line in printed)
     assert (run_dir / "stdout.log").read_text() == "marker"  # not trained again
+
+
+def test_a_run_folder_another_process_trains_is_refused(tmp_path):
+    """Two studies on the same folder (e.g. a runner left running after its shell was killed)
+    would write one run's files at once: the second is refused while the first holds the lock."""
+    import portalocker
+
+    from csgr.benchmark.accuracy_runs import Run
+    from csgr.benchmark.runner import run_experiment
+
+    config = os.path.join(ROOT, "configs", "Shapes", "faster_rcnn_R_18_FPN.yaml")
+    run_dir = tmp_path / "baseline" / "seed1"
+    run_dir.mkdir(parents=True)
+    run = Run("baseline", 1, config, str(run_dir), [], cwd=ROOT)
+    with portalocker.Lock(str(run_dir / ".csgr_run.lock"), "a", timeout=0):
+        out = run_experiment(None, [run], False, False, log=lambda *_: None)
+    assert out.failures == {"baseline": 1}
+    assert "another process is training" in out.failed["baseline seed 1"]
+    assert not (run_dir / "stdout.log").exists()  # nothing started

@@ -189,7 +189,7 @@ def loss_scale_lines(results: Dict[str, List[Dict[str, float]]]) -> List[str]:
 
     Args:
         results: per label, each seed's metrics; a calibrated run's hold its factors as
-            ``"loss_scale/<method>"`` (see :func:`.runner.final_metrics`).
+            ``"loss_scale/<method>"`` (see :func:`.run_metrics.final_metrics`).
     """
     lines = []
     for label, runs in results.items():

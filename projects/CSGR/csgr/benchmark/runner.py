@@ -15,14 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-import yaml
+import portalocker
 
 from ..config import load_config
 from ..errors import DIVERGED_EXIT_STATUS
-from ..evaluation import last_evaluation, last_values, read_metrics
-from ..modeling.loss_scale import SCALAR_PREFIX
 from ..utils.progress import ProgressBoard
-from .accuracy_runs import METRICS, Run
+from .accuracy_runs import Run
+from .run_metrics import final_metrics, given_teacher_metrics, report_dataset
 
 __all__ = [
     "STAMP",
@@ -52,29 +51,6 @@ KEYS_ADDED_LATER = {
 class RunDivergedError(RuntimeError):
     """A run's training stopped because it diverged (tools/train_net.py exited with
     :data:`~csgr.errors.DIVERGED_EXIT_STATUS`)."""
-
-
-def final_metrics(
-    output_dir: str, dataset_name: Optional[str] = None
-) -> Optional[Dict[str, float]]:
-    """The last box evaluation of ``output_dir/metrics.json`` and, for a calibrated run, its
-    loss-scale factors (``"loss_scale/<method>"``); None if there is no evaluation.
-
-    Args:
-        dataset_name: with several test sets, the one whose evaluation is read (Detectron2
-            writes ``<dataset>/bbox/<metric>`` then); a single test set's is read either way.
-    """
-    path = os.path.join(output_dir, "metrics.json")
-    if not os.path.isfile(path):
-        return None
-    records = read_metrics(path)
-    found = last_evaluation(records, dataset_name)
-    if "AP" not in found:
-        return None
-    return {
-        **{m: found.get(m, float("nan")) for m in METRICS},
-        **last_values(records, SCALAR_PREFIX),
-    }
 
 
 def config_digest(run: Run) -> str:
@@ -145,41 +121,6 @@ def _train(run: Run, threads: Optional[int], log, progress: Optional[ProgressBoa
     return seconds
 
 
-def report_dataset(run: Run, dataset: Optional[str] = None) -> Optional[str]:
-    """The test set whose evaluation of ``run`` is reported: ``dataset``, or the first of the
-    run's ``DATASETS.TEST``; None when the run evaluates one test set only (its metrics carry no
-    dataset name).
-
-    Raises:
-        ValueError: ``dataset`` is not one of the run's test sets (the message names both).
-    """
-    test = list(load_config(run.config_file, run.opts).DATASETS.TEST)
-    if dataset is not None and dataset not in test:
-        raise ValueError(
-            f"[{run.name}] the report's test set {dataset!r} is not in its DATASETS.TEST {test}"
-        )
-    if len(test) < 2:
-        return None
-    return dataset or test[0]
-
-
-def given_teacher_metrics(weights: str, dataset: Optional[str] = None):
-    """The evaluation recorded beside a given teacher's weights (its folder's metrics.json), or
-    None. With ``dataset`` named (several test sets), only an evaluation of that test set counts:
-    the folder's config.yaml must list it in DATASETS.TEST."""
-    folder = os.path.dirname(os.path.abspath(weights))
-    if dataset is None:
-        return final_metrics(folder)
-    config = os.path.join(folder, "config.yaml")
-    if not os.path.isfile(config):
-        return None
-    with open(config) as f:
-        test = list((yaml.safe_load(f) or {}).get("DATASETS", {}).get("TEST", []) or [])
-    if dataset not in test:
-        return None
-    return final_metrics(folder, dataset if len(test) > 1 else None)
-
-
 def run_or_reuse(
     run: Run,
     reuse: bool,
@@ -207,8 +148,27 @@ def run_or_reuse(
 
     Raises:
         RuntimeError: the training failed (the message ends with the log's last lines), wrote
-            no evaluation, or (reused) diverged.
+            no evaluation, (reused) diverged, or another process is training the same folder
+            (it holds ``<output_dir>/.csgr_run.lock``).
     """
+    os.makedirs(run.output_dir, exist_ok=True)
+    lock_path = os.path.join(run.output_dir, ".csgr_run.lock")
+    lock = portalocker.Lock(lock_path, "a", timeout=0, fail_when_locked=True)
+    try:
+        lock.acquire()
+    except portalocker.exceptions.LockException:
+        _finish(progress, run, None, "failed")
+        raise RuntimeError(
+            f"[{run.name}] another process is training {run.output_dir} (it holds {lock_path}): "
+            "wait for it or stop it, then run again with --reuse"
+        ) from None
+    try:
+        return _run_or_reuse_locked(run, reuse, log, threads, progress, dataset)
+    finally:
+        lock.release()
+
+
+def _run_or_reuse_locked(run, reuse, log, threads, progress, dataset):
     digest = config_digest(run)
     dataset = report_dataset(run, dataset)
     stamp_path = os.path.join(run.output_dir, STAMP)
