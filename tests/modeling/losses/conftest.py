@@ -1,4 +1,4 @@
-"""Fixtures of the loss tests: tiny teachers saved once for the session."""
+"""Fixtures of the loss tests: tiny teachers saved once per test run."""
 
 import pytest
 from method_lists import ARCHS
