@@ -230,7 +230,6 @@ def main(argv=None):
         schedule=schedule,
     )
     out_dir = os.path.join(args.out_dir, args.report_on) if args.report_on else args.out_dir
-    os.makedirs(out_dir, exist_ok=True)
     report = report_study(
         outcome, out_dir, title, schedule, args.seeds, command, load_before, facts
     )

@@ -243,7 +243,8 @@ def write_accuracy_report(
     recommendation: Sequence[str] = (),
     extra: Optional[dict] = None,
 ) -> str:
-    """Write ``accuracy.md``, ``accuracy.png`` and ``results.json`` of a benchmark to ``out_dir``.
+    """Write ``accuracy.md``, ``accuracy.png`` and ``results.json`` of a benchmark to ``out_dir``
+    (created if needed).
 
     ``results.json`` holds ``provenance`` (what produced it, plus the seeds), ``results`` (each
     run's metrics per label), ``aggregate`` (:func:`aggregate`), ``seeds`` (of each label's
@@ -267,6 +268,7 @@ def write_accuracy_report(
         the markdown report.
     """
     results, seconds = experiment.results, experiment.seconds
+    os.makedirs(out_dir, exist_ok=True)
     agg = aggregate(results)
     chart = os.path.join(out_dir, "accuracy.png")
     chart_title = title.replace(", ", "\n", 1)  # "<students>\n<teacher>": short lines
