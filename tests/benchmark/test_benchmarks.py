@@ -382,15 +382,17 @@ def _digest_before_later_keys(run, teacher):
 
 
 def test_config_digest_of_csgr_category_attention(tmp_path):
-    """CSGR runs stamped before CATEGORY_ATTENTION existed (the published "learned") keep their
-    digest; another attention is another run."""
+    """CSGR runs stamped before CATEGORY_ATTENTION and CATEGORY_MIN_CELLS existed (the published
+    "learned", 0) keep their digest; another attention or cell count is another run."""
     from csgr.benchmark.accuracy_runs import Variant, plan_runs
     from csgr.benchmark.runner import KEYS_ADDED_LATER, config_digest
 
     key = "MODEL.DISTILL.CSGR.CATEGORY_ATTENTION"
     assert KEYS_ADDED_LATER[key] == ("learned", "CSGR")
-    variant = Variant("CSGR-gt", "CSGR", (key, "gt"))
-    _, students, _ = plan_runs("frcnn", ["CSGR"], [1], str(tmp_path), ROOT, variants=(variant,))
+    assert KEYS_ADDED_LATER["MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS"] == (0, "CSGR")
+    cells = "MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS"
+    variants = (Variant("CSGR-gt", "CSGR", (key, "gt")), Variant("CSGR-64", "CSGR", (cells, "64")))
+    _, students, _ = plan_runs("frcnn", ["CSGR"], [1], str(tmp_path), ROOT, variants=variants)
     runs = {r.label: r for r in students}
     teacher = tmp_path / "frcnn" / "teacher" / "seed1" / "model_final.pth"
     teacher.parent.mkdir(parents=True)
@@ -400,6 +402,7 @@ def test_config_digest_of_csgr_category_attention(tmp_path):
     assert config_digest(gt) != config_digest(
         dataclasses.replace(gt, opts=[o for o in gt.opts if o not in (key, "gt")])
     )
+    assert config_digest(runs["CSGR-64"]) not in (config_digest(runs["CSGR"]), config_digest(gt))
 
 
 def test_report_lists_the_factors_of_calibrated_runs(tmp_path):

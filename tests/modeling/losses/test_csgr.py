@@ -409,3 +409,54 @@ def test_gt_level_attention_compares_each_box_on_its_level():
         every(only_p3)["loss_csgr_cat"].item(), rel=1e-5
     )
     assert every(batch)["loss_csgr_cat"] > by_level(batch)["loss_csgr_cat"] > 0
+
+
+def test_category_min_cells_skips_small_levels_only():
+    # p3 is 8x12 = 96 cells, p4 4x6 = 24. With 25 the category term skips p4: it equals the
+    # published term of a batch whose p4 maps agree (a zero difference there), and the p4
+    # classifier gets a zero gradient (not None: DDP needs every parameter in the graph). With
+    # 24 nothing is skipped; the relation term is never affected. float64: the two losses sum
+    # different zeros, which float32 could round apart.
+    published = make_loss().double()
+    gated = make_loss(category_min_cells=25).double()
+    at_boundary = make_loss(category_min_cells=24).double()
+    student = {k: v.double().requires_grad_(True) for k, v in features(16, seed=2).items()}
+    teacher = {k: v.double() for k, v in features(16, seed=1).items()}
+    p4_agrees = {"p3": teacher["p3"], "p4": student["p4"].detach()}
+
+    out = gated(DistillBatch(student, teacher))
+    expected = published(DistillBatch(student, p4_agrees))["loss_csgr_cat"]
+    assert out["loss_csgr_cat"].item() == pytest.approx(expected.item(), rel=1e-12)
+    assert out["loss_csgr_cat"].item() > 0
+    full = published(DistillBatch(student, teacher))
+    assert out["loss_csgr_rel"].item() == pytest.approx(full["loss_csgr_rel"].item(), rel=1e-12)
+    assert at_boundary(DistillBatch(student, teacher))["loss_csgr_cat"].item() == pytest.approx(
+        full["loss_csgr_cat"].item(), rel=1e-12
+    )
+    grads = torch.autograd.grad(
+        out["loss_csgr_cat"],
+        [gated.classifiers["p4"].weight, gated.classifiers["p3"].weight, student["p4"]],
+        allow_unused=True,
+    )
+    assert grads[0].abs().sum().item() == 0 and grads[1].abs().sum().item() > 0
+    assert grads[2] is None  # the category term does not read the student's p4
+
+    # every level below the threshold: the term is an exact zero, still in the graph
+    none = make_loss(category_min_cells=1000)(DistillBatch(features(16, seed=2), features(16)))
+    assert none["loss_csgr_cat"].item() == 0.0 and none["loss_csgr_cat"].requires_grad
+    with pytest.raises(ValueError, match="category_min_cells must be >= 0"):
+        make_loss(category_min_cells=-1)
+
+
+def test_builder_reads_category_min_cells():
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    build = DISTILL_LOSS_REGISTRY.get("CSGR").build
+    assert cfg.MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS == 0
+    assert build(cfg, shapes(16), shapes(16)).category_min_cells == 0
+    cfg.MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS = 64
+    loss = build(cfg, shapes(16), shapes(16))
+    assert loss.category_min_cells == 64 and sorted(loss.classifiers) == ["p3", "p4", "p5"]
+    cfg.MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS = -1
+    with pytest.raises(ValueError, match=r"MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS must be >= 0"):
+        build(cfg, shapes(16), shapes(16))

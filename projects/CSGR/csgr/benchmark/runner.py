@@ -45,6 +45,7 @@ STAMP = "csgr_benchmark_stamp.json"
 KEYS_ADDED_LATER = {
     "MODEL.DISTILL.PCD.QUALITY_ANCHORS": ("all", "PCD"),
     "MODEL.DISTILL.CSGR.CATEGORY_ATTENTION": ("learned", "CSGR"),
+    "MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS": (0, "CSGR"),
 }
 
 

@@ -167,6 +167,10 @@ class CSGRLoss(DistillLoss):
         category_attention: "learned" (published: a 1x1 classifier per level, trained by this
             loss alone), "gt" (the ground-truth boxes of each class, see above) or "gt_level"
             (each box on the level its size assigns).
+        category_min_cells: the category term skips, at each call, every level of
+            ``in_features`` whose map has fewer than this many cells (H * W); 0 (published):
+            none. The per-channel statistics of a map of a few cells are those of a handful of
+            values, whose small std multiplies that level's pull on the student.
     """
 
     REQUIRES = frozenset({"features"})
@@ -186,8 +190,11 @@ class CSGRLoss(DistillLoss):
         rel_features: Optional[Sequence[str]] = None,
         relation_init: str = "kaiming",
         category_attention: str = "learned",
+        category_min_cells: int = 0,
     ):
         super().__init__()
+        if category_min_cells < 0:
+            raise ValueError(f"CSGR: category_min_cells must be >= 0, got {category_min_cells}")
         if category_attention not in self.CATEGORY_ATTENTIONS:
             raise ValueError(
                 f"CSGR: category_attention must be one of {self.CATEGORY_ATTENTIONS}, "
@@ -210,6 +217,7 @@ class CSGRLoss(DistillLoss):
             self.levels, student_channels, teacher_channels, adapter_mode
         )
         self.category_attention = category_attention
+        self.category_min_cells = category_min_cells
         learned = category_attention == "learned"
         self.classifiers = nn.ModuleDict(
             {
@@ -269,7 +277,12 @@ class CSGRLoss(DistillLoss):
                 student = normalize_per_channel(student)
                 teacher = normalize_per_channel(teacher)
                 n = student.shape[0]
-                if k in self.classifiers:
+                if student.shape[-2] * student.shape[-1] < self.category_min_cells:
+                    if k in self.classifiers:  # a zero that keeps it in the graph, for DDP
+                        loss_cat = (
+                            loss_cat + sum(p.sum() for p in self.classifiers[k].parameters()) * 0.0
+                        )
+                elif k in self.classifiers:
                     classifier = self.classifiers[k]
                     proto_diff = category_prototypes(classifier, teacher) - category_prototypes(
                         classifier, student
@@ -339,6 +352,10 @@ class CSGR(DistillMethod):
         # classifier) or "gt_level" (as "gt", each box only on the level its size assigns by
         # FPN's rule, 224 px at p4, as the ROI pooler reads it; the nearest distilled level).
         _C.CATEGORY_ATTENTION = "learned"
+        # The category term skips, at each step, every level whose map (padded batch) has fewer
+        # than this many cells, H x W: 64 keeps p2-p4 of 128 px images and p2-p5 of 320 px ones.
+        # 0 (published): every level of IN_FEATURES. The relation term is not affected.
+        _C.CATEGORY_MIN_CELLS = 0
 
     @classmethod
     def build(cls, cfg, student_shapes, teacher_shapes) -> CSGRLoss:
@@ -364,6 +381,11 @@ class CSGR(DistillMethod):
                 "MODEL.DISTILL.CSGR.CATEGORY_ATTENTION must be one of "
                 f"{CSGRLoss.CATEGORY_ATTENTIONS}, got {csgr_cfg.CATEGORY_ATTENTION!r}"
             )
+        if csgr_cfg.CATEGORY_MIN_CELLS < 0:
+            raise ValueError(
+                f"MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS must be >= 0, got "
+                f"{csgr_cfg.CATEGORY_MIN_CELLS}"
+            )
         if cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE == "RetinaNet":
             num_classes = cfg.MODEL.RETINANET.NUM_CLASSES
         else:
@@ -381,4 +403,5 @@ class CSGR(DistillMethod):
             rel_features=rel_levels,
             relation_init=csgr_cfg.RELATION_INIT,
             category_attention=csgr_cfg.CATEGORY_ATTENTION,
+            category_min_cells=csgr_cfg.CATEGORY_MIN_CELLS,
         )
