@@ -121,8 +121,9 @@ def _run(tmp_path, shapes_root, config_file, name, num_procs):
         return json.load(f), out
 
 
-def _ddp_cfg(tmp_path, max_iter, device="cpu"):
+def _ddp_cfg(tmp_path, max_iter, device="cpu", category_min_cells=0):
     cfg = shapes_distill_cfg(tmp_path, max_iter=max_iter, period=100)
+    cfg.MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS = category_min_cells
     cfg.MODEL.DEVICE = device
     cfg.SOLVER.BASE_LR = 0.001
     cfg.SOLVER.IMS_PER_BATCH = 2  # 2 images in one process, 1 per process with 2
@@ -224,3 +225,16 @@ def test_calibrated_loss_scale_equal_on_both_ranks_and_restored_on_resume(tmp_pa
     model = build_model(load_config(config_file))
     DetectionCheckpointer(model).load(str(out / "model_final.pth"))
     assert bool(model.loss_scale.fixed) and model.loss_scale.factor_dict()["CSGR"] == factor
+
+
+def test_category_min_cells_trains_on_two_processes(tmp_path, shapes_root):
+    """``CATEGORY_MIN_CELLS`` drops the category term on the small levels (P4-P6 of these
+    64 px images) every step; their classifiers get a zero gradient, so DDP (which by default
+    fails on a parameter that no loss reached) trains, and the ranks stay identical."""
+    config_file = _ddp_cfg(tmp_path, max_iter=2, category_min_cells=64)
+    losses, out = _run(tmp_path, shapes_root, config_file, "min_cells", 2)
+    assert len(losses["loss_csgr_cat"]) == 2 and losses["loss_csgr_cat"][1] > 0
+    rank0, rank1 = torch.load(out / "rank0.pth"), torch.load(out / "rank1.pth")
+    assert "distill_losses.CSGR.classifiers.p6.weight" in rank0
+    for k in rank0:
+        assert torch.equal(rank0[k], rank1[k]), k
