@@ -170,7 +170,8 @@ class CSGRLoss(DistillLoss):
         category_min_cells: the category term skips, at each call, every level of
             ``in_features`` whose map has fewer than this many cells (H * W); 0 (published):
             none. The per-channel statistics of a map of a few cells are those of a handful of
-            values, whose small std multiplies that level's pull on the student.
+            values, whose small std multiplies that level's pull on the student. With
+            ``"gt_level"`` the boxes assigned to a skipped level are not compared.
     """
 
     REQUIRES = frozenset({"features"})
