@@ -99,7 +99,9 @@ def parse_args(argv=None):
     parser.add_argument("--iters", type=int, help="student iterations (default: the configs')")
     parser.add_argument("--teacher-iters", type=int, help="teacher iterations (default: config's)")
     parser.add_argument("--teacher-seed", type=int, default=1)
-    parser.add_argument("--teacher-weights", default="", help="use this trained teacher instead")
+    parser.add_argument(
+        "--teacher-weights", default="", help="use this trained teacher instead (from this folder)"
+    )
     parser.add_argument(
         "--methods",
         nargs="+",
@@ -169,6 +171,7 @@ def parse_args(argv=None):
         args.spec = SuiteStudy(SUITES[args.suite][args.detector], ROOT)
         args.output = args.output or os.path.join(ROOT, "output", args.suite)
         args.out_dir = os.path.join(os.path.abspath(args.output), args.detector)
+    args.teacher_weights = teacher_weights_for_runs(args.teacher_weights, args.spec.cwd)
     args.methods = args.methods or applicable_methods(args.spec.arch)
     try:
         args.variants = [parse_variant(words) for words in args.variant]
@@ -180,6 +183,18 @@ def parse_args(argv=None):
     # The methods trained at published weights (the baseline always trains).
     args.published = [] if args.calibrated == "only" else list(args.methods)
     return args
+
+
+def teacher_weights_for_runs(path: str, run_cwd: str) -> str:
+    """``--teacher-weights`` as the runs, started in ``run_cwd`` (the repository root for a
+    suite), must name it: unchanged where it names the same file from there as from here (a
+    study's identity keeps the path as given), else absolute, so that the runs load the file
+    the user named and not another one of the same relative path under ``run_cwd``."""
+    if not path or os.path.isabs(path):
+        return path
+    if os.path.realpath(os.path.join(run_cwd, path)) == os.path.realpath(path):
+        return path
+    return os.path.abspath(path)
 
 
 def main(argv=None):

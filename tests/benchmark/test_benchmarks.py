@@ -549,3 +549,21 @@ def test_a_run_folder_another_process_trains_is_refused(tmp_path):
     assert out.failures == {"baseline": 1}
     assert "another process is training" in out.failed["baseline seed 1"]
     assert not (run_dir / "stdout.log").exists()  # nothing started
+
+
+def test_teacher_weights_name_the_users_file_from_any_folder(tmp_path, monkeypatch):
+    """A relative --teacher-weights names a file from the user's folder; the suite's runs start
+    in the repository root, where the same relative path may hold another file (or none): there
+    they get the absolute path. From the root itself the path stays as given (study identity)."""
+    tool = load_tool("benchmark_accuracy")
+    mine = tmp_path / "output" / "teacher" / "model_final.pth"
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"the user's teacher")
+    monkeypatch.chdir(tmp_path)
+    relative = os.path.join("output", "teacher", "model_final.pth")
+    args = tool.parse_args(["--suite", "coral", "--teacher-weights", relative])
+    assert args.teacher_weights == str(mine)
+    assert tool.parse_args(["--suite", "coral"]).teacher_weights == ""
+    monkeypatch.chdir(ROOT)
+    assert tool.teacher_weights_for_runs(relative, ROOT) == relative
+    assert tool.teacher_weights_for_runs(str(mine), ROOT) == str(mine)
