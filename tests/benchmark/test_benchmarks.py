@@ -567,3 +567,11 @@ def test_teacher_weights_name_the_users_file_from_any_folder(tmp_path, monkeypat
     monkeypatch.chdir(ROOT)
     assert tool.teacher_weights_for_runs(relative, ROOT) == relative
     assert tool.teacher_weights_for_runs(str(mine), ROOT) == str(mine)
+    # the digest of a planned student reads the file its run loads, from the run's folder
+    from csgr.benchmark.accuracy_runs import plan_runs
+
+    _, students, _ = plan_runs(
+        "frcnn", ["CSGR"], [1], str(tmp_path), ROOT, teacher_weights=relative
+    )
+    csgr = next(r for r in students if r.label == "CSGR")
+    assert csgr.depends_on == os.path.join(ROOT, relative) and csgr.cwd == ROOT

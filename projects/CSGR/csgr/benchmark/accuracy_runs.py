@@ -263,7 +263,8 @@ def plan_study(
             if label != "baseline":
                 opts += ["MODEL.DISTILL.TEACHER.WEIGHTS", teacher_weights]
             run_dir = os.path.join(out, label.lower(), f"seed{seed}")
-            depends = teacher_weights if label != "baseline" else ""
+            # the digest reads the file the run loads: a relative path from the run's folder
+            depends = os.path.join(spec.cwd, teacher_weights) if label != "baseline" else ""
             opts += extra + list(own_opts)
             students.append(Run(label, seed, config_file, run_dir, opts, depends, **common))
     return teacher, students, skipped
