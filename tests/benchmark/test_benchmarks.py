@@ -367,6 +367,29 @@ def test_config_digest_of_a_key_added_later(tmp_path):
     assert _digest_before_later_keys(before["PCD"], teacher) == config_digest(before["PCD"])
 
 
+def test_config_digest_of_teacher_and_baseline_ignores_distillation_keys(tmp_path):
+    """A teacher or baseline (not a Distiller: its config still holds MODEL.DISTILL's defaults,
+    METHODS ["CSGR"] among them) keeps its digest whatever value a CSGR key added later takes;
+    a CSGR student's digest follows it."""
+    from csgr.benchmark.accuracy_runs import plan_runs
+    from csgr.benchmark.runner import config_digest
+
+    def runs(*opts):
+        teacher, students, _ = plan_runs(
+            "frcnn", ["CSGR"], [1], str(tmp_path), ROOT, extra_opts=opts
+        )
+        return {"teacher": teacher, **{r.label: r for r in students}}
+
+    weights = tmp_path / "frcnn" / "teacher" / "seed1" / "model_final.pth"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"the teacher's weights: part of every student's digest")
+    earlier, later = runs(), runs("MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS", "20")
+    assert earlier["teacher"].config_file != earlier["CSGR"].config_file
+    for label in ("teacher", "baseline"):
+        assert config_digest(earlier[label]) == config_digest(later[label])
+    assert config_digest(earlier["CSGR"]) != config_digest(later["CSGR"])
+
+
 def _digest_before_later_keys(run, teacher):
     """The digest ``run`` was stamped with before any key of KEYS_ADDED_LATER existed."""
     from csgr.benchmark.runner import KEYS_ADDED_LATER

@@ -40,8 +40,9 @@ STAMP = "csgr_benchmark_stamp.json"
 
 # Config keys added after runs were first stamped: key -> (the value those earlier runs computed
 # with, the distillation method that reads the key). A merged config holding that value, or not
-# running that method, digests as if the key did not exist, so the earlier stamps still match;
-# otherwise the key is part of the digest (and the run trains anew).
+# running that method (a teacher or baseline, not a Distiller, runs none), digests as if the key
+# did not exist, so the earlier stamps still match; otherwise the key is part of the digest (and
+# the run trains anew).
 KEYS_ADDED_LATER = {
     "MODEL.DISTILL.PCD.QUALITY_ANCHORS": ("all", "PCD"),
     "MODEL.DISTILL.CSGR.CATEGORY_ATTENTION": ("learned", "CSGR"),
@@ -67,7 +68,8 @@ def config_digest(run: Run) -> str:
         node = cfg
         for name in parents:
             node = node[name]
-        if node[leaf] == earlier_value or method not in cfg.MODEL.DISTILL.METHODS:
+        distils = cfg.MODEL.META_ARCHITECTURE == "Distiller"
+        if node[leaf] == earlier_value or not distils or method not in cfg.MODEL.DISTILL.METHODS:
             del node[leaf]
     digest = hashlib.sha256(cfg.dump().encode())
     files = [run.depends_on] if run.depends_on else []
