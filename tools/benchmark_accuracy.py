@@ -57,6 +57,12 @@ reach the teacher too, so a teacher trained with other test sets trains again un
     python tools/benchmark_accuracy.py --suite coral --seeds 1 2 3 --reuse --report-on coral_test \
         DATASETS.TEST "('coral_choice','coral_test')"
 
+A study already trained with one test set is reported on another, without training, by
+evaluating every run's final weights on it (kept in <run>/evaluate/<DATASET>/, reused until the
+run's weights change; the report goes to <study folder>/<DATASET>/):
+
+    python tools/benchmark_accuracy.py --suite coral --seeds 1 2 3 --reuse --evaluate-on coral_test
+
 --reuse skips runs whose folder holds an evaluation and a stamp of the same merged config (and,
 for distilled students, of the same teacher weights; for your data, of the same --register
 files), and reports a recorded divergence of the same config again without training (other
@@ -144,6 +150,12 @@ def parse_args(argv=None):
         "its report goes to <study folder>/<DATASET>/",
     )
     parser.add_argument(
+        "--evaluate-on",
+        metavar="DATASET",
+        help="report on this test set: every finished run is evaluated on it after training "
+        "(see above); its report goes to <study folder>/<DATASET>/",
+    )
+    parser.add_argument(
         "--reuse", action="store_true", help="skip finished (or diverged) identical runs"
     )
     parser.add_argument("--num-gpus", type=int, default=1, help="GPUs of each run")
@@ -161,6 +173,8 @@ def parse_args(argv=None):
         parser.error(f"--screen takes a fraction of the schedule in (0, 1), got {args.screen}")
     if args.screen_only and args.screen is None:
         parser.error("--screen-only needs --screen FRACTION")
+    if args.report_on and args.evaluate_on:
+        parser.error("--report-on (one of DATASETS.TEST) or --evaluate-on (any test set), not both")
     if own:
         args.spec = UserStudy(args.teacher_config, args.student_config, tuple(args.register))
         stem = os.path.splitext(os.path.basename(args.student_config))[0]
@@ -216,6 +230,7 @@ def main(argv=None):
         keep=args.keep,
         screen_only=args.screen_only,
         report_on=args.report_on,
+        evaluate_on=args.evaluate_on,
     )
     load_before = load_average()
     try:
@@ -244,7 +259,8 @@ def main(argv=None):
         teacher_seed=args.teacher_seed,
         schedule=schedule,
     )
-    out_dir = os.path.join(args.out_dir, args.report_on) if args.report_on else args.out_dir
+    on = args.report_on or args.evaluate_on
+    out_dir = os.path.join(args.out_dir, on) if on else args.out_dir
     report = report_study(
         outcome, out_dir, title, schedule, args.seeds, command, load_before, facts
     )

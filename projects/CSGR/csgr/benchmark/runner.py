@@ -21,6 +21,7 @@ from ..config import load_config
 from ..errors import DIVERGED_EXIT_STATUS
 from ..utils.progress import ProgressBoard
 from .accuracy_runs import Run
+from .evaluate_run import evaluate_finished
 from .run_metrics import final_metrics, given_teacher_metrics, report_dataset
 
 __all__ = [
@@ -131,6 +132,7 @@ def run_or_reuse(
     threads: Optional[int] = None,
     progress: Optional[ProgressBoard] = None,
     dataset: Optional[str] = None,
+    evaluate_on: Optional[str] = None,
 ) -> Tuple[Dict[str, float], float, bool]:
     """Train and evaluate ``run`` through tools/train_net.py, or reuse its finished results.
 
@@ -145,6 +147,8 @@ def run_or_reuse(
         progress: a board planned with :func:`plan_progress`; the run's row shows its progress.
         dataset: with several ``DATASETS.TEST``, the one whose metrics are returned (default:
             the first); every one is evaluated and kept in the run's metrics.json.
+        evaluate_on: a test set to evaluate the finished run on afterwards, whose metrics are
+            returned instead (see :mod:`.evaluate_run`; kept and reused per weights).
 
     Returns:
         (metrics, wall seconds of the training, whether it was reused).
@@ -166,7 +170,11 @@ def run_or_reuse(
             "wait for it or stop it, then run again with --reuse"
         ) from None
     try:
-        return _run_or_reuse_locked(run, reuse, log, threads, progress, dataset)
+        metrics, seconds, reused = _run_or_reuse_locked(run, reuse, log, threads, progress, dataset)
+        if evaluate_on:
+            digest = config_digest(run)
+            metrics = evaluate_finished(run, evaluate_on, digest, threads=threads, log=log)
+        return metrics, seconds, reused
     finally:
         lock.release()
 
@@ -242,6 +250,7 @@ def run_many(
     log=print,
     progress: Optional[ProgressBoard] = None,
     dataset: Optional[str] = None,
+    evaluate_on: Optional[str] = None,
 ) -> list:
     """:func:`run_or_reuse` for several runs, ``jobs`` of them at a time.
 
@@ -260,7 +269,13 @@ def run_many(
     def one(run):
         try:
             return run_or_reuse(
-                run, reuse, log=log, threads=threads, progress=progress, dataset=dataset
+                run,
+                reuse,
+                log=log,
+                threads=threads,
+                progress=progress,
+                dataset=dataset,
+                evaluate_on=evaluate_on,
             )
         except RuntimeError as e:
             return e
@@ -309,6 +324,7 @@ def run_experiment(
     log=print,
     progress: Optional[ProgressBoard] = None,
     dataset: Optional[str] = None,
+    evaluate_on: Optional[str] = None,
 ) -> ExperimentResult:
     """Run (or reuse) the teacher, then the students ``jobs`` at a time.
 
@@ -320,6 +336,8 @@ def run_experiment(
         progress: live progress of every run (see :func:`plan_progress`); ``log`` should then
             be its :meth:`~csgr.utils.progress.ProgressBoard.write`.
         dataset: with several ``DATASETS.TEST``, the one reported (default: the first).
+        evaluate_on: report every run (a given teacher too, when its folder holds the
+            config.yaml it was trained with) on this test set, evaluated after training.
 
     Raises:
         RuntimeError: the teacher's training failed (a failed student is recorded in
@@ -327,16 +345,21 @@ def run_experiment(
     """
     out = ExperimentResult()
     if teacher is not None:
-        outcome = run_or_reuse(teacher, reuse_teacher, log=log, progress=progress, dataset=dataset)
+        outcome = run_or_reuse(
+            teacher, reuse_teacher, log, progress=progress, dataset=dataset, evaluate_on=evaluate_on
+        )
         out.add("teacher", *outcome)
     elif teacher_weights:
-        metrics = given_teacher_metrics(teacher_weights, dataset)
+        if evaluate_on:
+            metrics = _evaluate_given_teacher(teacher_weights, evaluate_on, log)
+        else:
+            metrics = given_teacher_metrics(teacher_weights, dataset)
         if metrics is not None:
             out.results["teacher"] = [metrics]
-    for run, outcome in zip(
-        students,
-        run_many(students, reuse_students, jobs, log=log, progress=progress, dataset=dataset),
-    ):
+    outcomes = run_many(
+        students, reuse_students, jobs, log, progress, dataset=dataset, evaluate_on=evaluate_on
+    )
+    for run, outcome in zip(students, outcomes):
         if isinstance(outcome, RuntimeError):  # report it; the other runs went on
             lines = [line for line in str(outcome).splitlines() if line.strip()]
             out.failed[run.name] = f"{lines[0]} ... {lines[-1][:300]}"
@@ -346,3 +369,15 @@ def run_experiment(
             continue
         out.add(run.label, *outcome)
     return out
+
+
+def _evaluate_given_teacher(weights: str, dataset: str, log) -> Optional[Dict[str, float]]:
+    """A given teacher's metrics on ``dataset``, evaluated with the config.yaml its folder holds
+    (what tools/train_net.py wrote); None without one."""
+    folder = os.path.dirname(os.path.abspath(weights))
+    config = os.path.join(folder, "config.yaml")
+    if not os.path.isfile(config):
+        log(f"[teacher] no config.yaml beside {weights}: not evaluated on {dataset}")
+        return None
+    run = Run("teacher", 0, config, folder)
+    return evaluate_finished(run, dataset, config_digest(run), weights=weights, log=log)

@@ -39,6 +39,7 @@ class StudyPlan:
     keep: int = 3
     screen_only: bool = False  # stop after the screen
     report_on: Optional[str] = None  # with several DATASETS.TEST, the one reported
+    evaluate_on: Optional[str] = None  # a test set every finished run is evaluated on instead
 
     def plan(self, spec, seeds=None, out=None, extra=(), teacher_weights=None):
         """:func:`plan_study` of this plan (optionally other seeds, folder, more opts)."""
@@ -58,18 +59,24 @@ class StudyPlan:
         )
 
 
-def study_metric(baseline: Run, report_on: Optional[str] = None) -> Tuple[str, str]:
+def study_metric(
+    baseline: Run, report_on: Optional[str] = None, evaluate_on: Optional[str] = None
+) -> Tuple[str, str]:
     """(the metric that ranks the methods, the test set reported): AP50 when that test set
-    (``report_on``, default the first) is evaluated as PASCAL VOC, else AP. The datasets'
-    modules must be imported.
+    (``evaluate_on``, else ``report_on``, default the first) is evaluated as PASCAL VOC, else
+    AP. The datasets' modules must be imported.
 
     Raises:
         ValueError: ``report_on`` is not one of the baseline's ``DATASETS.TEST``.
     """
     test = list(load_config(baseline.config_file, baseline.opts).DATASETS.TEST)
-    name = report_dataset(baseline, report_on) or (test[0] if test else "")
+    if evaluate_on:
+        name = evaluate_on
+        split = f"{name} (evaluated after training; DATASETS.TEST {', '.join(test)})"
+    else:
+        name = report_dataset(baseline, report_on) or (test[0] if test else "")
+        split = name if len(test) < 2 else f"{name} (of DATASETS.TEST {', '.join(test)})"
     kind = evaluator_type(name, guess=True) if name else "coco"
-    split = name if len(test) < 2 else f"{name} (of DATASETS.TEST {', '.join(test)})"
     return ("AP50" if kind == "pascal_voc" else "AP"), split
 
 
@@ -88,7 +95,7 @@ class StudyOutcome:
     stage1: Optional[ExperimentResult] = None
 
 
-def _run(teacher, students, reuse, jobs, weights, dataset=None) -> ExperimentResult:
+def _run(teacher, students, reuse, jobs, weights, dataset=None, evaluate_on=None):
     board = plan_progress(teacher, students, jobs)
     return run_experiment(
         teacher,
@@ -100,6 +107,7 @@ def _run(teacher, students, reuse, jobs, weights, dataset=None) -> ExperimentRes
         log=board.write,
         progress=board,
         dataset=dataset,
+        evaluate_on=evaluate_on,
     )
 
 
@@ -122,18 +130,18 @@ def run_study(spec, plan: StudyPlan, reuse: bool, jobs: int = 1) -> StudyOutcome
     ``plan.screen_only``).
     """
     teacher, students, skipped = plan.plan(spec)
-    metric, split = study_metric(students[0], plan.report_on)
+    metric, split = study_metric(students[0], plan.report_on, plan.evaluate_on)
     weights = plan.teacher_weights or os.path.join(teacher.output_dir, "model_final.pth")
     on = plan.report_on
     if not plan.screen:
-        result = _run(teacher, students, reuse, jobs, weights, on)
+        result = _run(teacher, students, reuse, jobs, weights, on, plan.evaluate_on)
         return StudyOutcome(result, skipped, metric, split)
     full = load_config(students[0].config_file, students[0].opts).SOLVER
     opts = screen_schedule(full.MAX_ITER, full.STEPS, plan.screen)
     seed = plan.seeds[0]
     out = os.path.join(plan.out, "screen")
     _, screen_runs, _ = plan.plan(spec, [seed], out, opts, teacher_weights=weights)
-    stage1 = _run(teacher, screen_runs, reuse, jobs, weights, on)
+    stage1 = _run(teacher, screen_runs, reuse, jobs, weights, on, plan.evaluate_on)
     scores = {r.label: None for r in screen_runs}
     scores.update({k: v[0][metric] for k, v in stage1.results.items() if k != "teacher"})
     errors = {name.rsplit(" seed ", 1)[0]: e for name, e in stage1.errors.items()}
@@ -141,7 +149,8 @@ def run_study(spec, plan: StudyPlan, reuse: bool, jobs: int = 1) -> StudyOutcome
     stage2 = [r for r in students if r.label == "baseline" or r.label in kept]
     result = None
     if not plan.screen_only:
-        result = _with_teacher(stage1, _run(None, stage2, reuse, jobs, weights, on))
+        stage2_result = _run(None, stage2, reuse, jobs, weights, on, plan.evaluate_on)
+        result = _with_teacher(stage1, stage2_result)
     screen = {
         "fraction": plan.screen,
         "iters": int(opts[1]),
