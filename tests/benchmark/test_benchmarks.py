@@ -344,7 +344,7 @@ def test_config_digest_of_a_key_added_later(tmp_path):
     """A key of KEYS_ADDED_LATER changes the digest only where its method runs and the key
     leaves the value with which the runs stamped before the key existed computed."""
     from csgr.benchmark.accuracy_runs import plan_runs
-    from csgr.benchmark.runner import KEYS_ADDED_LATER, config_digest
+    from csgr.benchmark.run_digest import KEYS_ADDED_LATER, config_digest, config_digests
 
     key, (earlier, method) = next(iter(KEYS_ADDED_LATER.items()))
     assert (key, method) == ("MODEL.DISTILL.PCD.QUALITY_ANCHORS", "PCD")
@@ -364,7 +364,7 @@ def test_config_digest_of_a_key_added_later(tmp_path):
     for label in ("baseline", "CSGR"):  # PCD's key does not reach them
         assert config_digest(default[label]) == config_digest(before[label])
     # the earlier value digests as the merged config without the key, as stamped back then
-    assert _digest_before_later_keys(before["PCD"], teacher) == config_digest(before["PCD"])
+    assert _digest_before_later_keys(before["PCD"], teacher) == config_digests(before["PCD"])[1]
 
 
 def test_config_digest_of_teacher_and_baseline_ignores_distillation_keys(tmp_path):
@@ -391,8 +391,9 @@ def test_config_digest_of_teacher_and_baseline_ignores_distillation_keys(tmp_pat
 
 
 def _digest_before_later_keys(run, teacher):
-    """The digest ``run`` was stamped with before any key of KEYS_ADDED_LATER existed."""
-    from csgr.benchmark.runner import KEYS_ADDED_LATER
+    """The digest ``run`` was stamped with before any key of KEYS_ADDED_LATER existed (and
+    before the digest left out the run's location)."""
+    from csgr.benchmark.run_digest import KEYS_ADDED_LATER
     from csgr.config import load_config
 
     cfg = load_config(run.config_file, ["OUTPUT_DIR", run.output_dir, *run.opts])
@@ -408,7 +409,7 @@ def test_config_digest_of_csgr_category_attention(tmp_path):
     """CSGR runs stamped before CATEGORY_ATTENTION and CATEGORY_MIN_CELLS existed (the published
     "learned", 0) keep their digest; another attention or cell count is another run."""
     from csgr.benchmark.accuracy_runs import Variant, plan_runs
-    from csgr.benchmark.runner import KEYS_ADDED_LATER, config_digest
+    from csgr.benchmark.run_digest import KEYS_ADDED_LATER, config_digest, config_digests
 
     key = "MODEL.DISTILL.CSGR.CATEGORY_ATTENTION"
     assert KEYS_ADDED_LATER[key] == ("learned", "CSGR")
@@ -420,12 +421,53 @@ def test_config_digest_of_csgr_category_attention(tmp_path):
     teacher = tmp_path / "frcnn" / "teacher" / "seed1" / "model_final.pth"
     teacher.parent.mkdir(parents=True)
     teacher.write_bytes(b"the teacher's weights: part of every student's digest")
-    assert _digest_before_later_keys(runs["CSGR"], teacher) == config_digest(runs["CSGR"])
+    assert _digest_before_later_keys(runs["CSGR"], teacher) == config_digests(runs["CSGR"])[1]
     gt = runs["CSGR-gt"]
     assert config_digest(gt) != config_digest(
         dataclasses.replace(gt, opts=[o for o in gt.opts if o not in (key, "gt")])
     )
     assert config_digest(runs["CSGR-64"]) not in (config_digest(runs["CSGR"]), config_digest(gt))
+
+
+def test_a_moved_study_keeps_its_runs_and_earlier_stamps_still_match(tmp_path, monkeypatch):
+    """The digest leaves out where a run lies (OUTPUT_DIR, the teacher's weights path; the
+    weights' content stays in it): the same study under another folder (a moved repository,
+    another checkout) has the same digests. A stamp of the earlier, location-bound digest is
+    reused without training and restamped with today's."""
+    from csgr.benchmark import runner
+    from csgr.benchmark.accuracy_runs import plan_runs
+    from csgr.benchmark.run_digest import config_digest, config_digests
+
+    def study(folder):
+        teacher, students, _ = plan_runs("frcnn", ["CSGR"], [1], str(folder), ROOT)
+        weights = folder / "frcnn" / "teacher" / "seed1" / "model_final.pth"
+        weights.parent.mkdir(parents=True)
+        weights.write_bytes(b"the same teacher's weights")
+        return {"teacher": teacher, **{r.label: r for r in students}}
+
+    here, there = study(tmp_path / "a"), study(tmp_path / "b")
+    for label in ("teacher", "baseline", "CSGR"):
+        assert config_digest(here[label]) == config_digest(there[label])
+        assert config_digests(here[label])[1] != config_digests(there[label])[1]
+    (tmp_path / "b" / "frcnn" / "teacher" / "seed1" / "model_final.pth").write_bytes(b"another")
+    assert config_digest(here["CSGR"]) != config_digest(there["CSGR"])
+
+    run = here["baseline"]
+    os.makedirs(run.output_dir)
+    metrics = {"iteration": 399, **{f"bbox/{m}": 1.5 for m in ("AP", "AP50", "AP75")}}
+    with open(os.path.join(run.output_dir, "metrics.json"), "w") as f:
+        f.write(json.dumps(metrics) + "\n")
+    stamp = os.path.join(run.output_dir, runner.STAMP)
+    with open(stamp, "w") as f:
+        json.dump({"config_sha256": config_digests(run)[1], "seconds": 60.0}, f)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a stamped run trained again")
+
+    monkeypatch.setattr(runner, "_train", no_training)
+    got, seconds, reused = runner.run_or_reuse(run, True, log=lambda *_: None)
+    assert reused and got["AP"] == 1.5 and seconds == 60.0
+    assert json.loads(open(stamp).read())["config_sha256"] == config_digest(run)
 
 
 def test_report_lists_the_factors_of_calibrated_runs(tmp_path):

@@ -6,7 +6,6 @@ the same merged config. With a :class:`~csgr.utils.progress.ProgressBoard`, ever
 live progress (iteration, s/it, ETA, loss, then AP) while it trains.
 """
 
-import hashlib
 import json
 import os
 import subprocess
@@ -22,6 +21,7 @@ from ..errors import DIVERGED_EXIT_STATUS
 from ..utils.progress import ProgressBoard
 from .accuracy_runs import Run
 from .evaluate_run import evaluate_finished
+from .run_digest import KEYS_ADDED_LATER, config_digest, config_digests
 from .run_metrics import final_metrics, given_teacher_metrics, report_dataset
 
 __all__ = [
@@ -39,47 +39,10 @@ __all__ = [
 
 STAMP = "csgr_benchmark_stamp.json"
 
-# Config keys added after runs were first stamped: key -> (the value those earlier runs computed
-# with, the distillation method that reads the key). A merged config holding that value, or not
-# running that method (a teacher or baseline, not a Distiller, runs none), digests as if the key
-# did not exist, so the earlier stamps still match; otherwise the key is part of the digest (and
-# the run trains anew).
-KEYS_ADDED_LATER = {
-    "MODEL.DISTILL.PCD.QUALITY_ANCHORS": ("all", "PCD"),
-    "MODEL.DISTILL.CSGR.CATEGORY_ATTENTION": ("learned", "CSGR"),
-    "MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS": (0, "CSGR"),
-}
-
 
 class RunDivergedError(RuntimeError):
     """A run's training stopped because it diverged (tools/train_net.py exited with
     :data:`~csgr.errors.DIVERGED_EXIT_STATUS`)."""
-
-
-def config_digest(run: Run) -> str:
-    """SHA-256 of the run's full merged config, of the content of ``run.depends_on`` and of the
-    ``.py`` files of ``run.register`` (the user's datasets; a built-in run has none).
-
-    The config has its ``_BASE_`` files and opts resolved; the keys of :data:`KEYS_ADDED_LATER`
-    are left out where they hold their earlier value or their method does not run.
-    """
-    cfg = load_config(run.config_file, ["OUTPUT_DIR", run.output_dir, *run.opts])
-    for key, (earlier_value, method) in KEYS_ADDED_LATER.items():
-        *parents, leaf = key.split(".")
-        node = cfg
-        for name in parents:
-            node = node[name]
-        distils = cfg.MODEL.META_ARCHITECTURE == "Distiller"
-        if node[leaf] == earlier_value or not distils or method not in cfg.MODEL.DISTILL.METHODS:
-            del node[leaf]
-    digest = hashlib.sha256(cfg.dump().encode())
-    files = [run.depends_on] if run.depends_on else []
-    files += [m for m in run.register if m.endswith(".py")]
-    for path in files:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _train(run: Run, threads: Optional[int], log, progress: Optional[ProgressBoard]) -> float:
@@ -180,19 +143,22 @@ def run_or_reuse(
 
 
 def _run_or_reuse_locked(run, reuse, log, threads, progress, dataset):
-    digest = config_digest(run)
+    digest, *earlier_digests = config_digests(run)
     dataset = report_dataset(run, dataset)
     stamp_path = os.path.join(run.output_dir, STAMP)
     if reuse and os.path.isfile(stamp_path):
         with open(stamp_path) as f:
             stamp = json.load(f)
-        same_config = stamp.get("config_sha256") == digest
+        same_config = stamp.get("config_sha256") in (digest, *earlier_digests)
         if same_config and "diverged" in stamp:
             log(f"[{run.name}] reusing the recorded divergence of {run.output_dir}")
             _finish(progress, run, None, "diverged")
             raise RuntimeError(stamp["diverged"])
         metrics = final_metrics(run.output_dir, dataset)
         if same_config and metrics is not None:
+            if stamp["config_sha256"] != digest:  # an earlier digest: stamp today's
+                with open(stamp_path, "w") as f:
+                    json.dump({**stamp, "config_sha256": digest}, f)
             log(f"[{run.name}] reusing {run.output_dir}")
             _finish(progress, run, metrics, "reused")
             return metrics, float(stamp.get("seconds", float("nan"))), True

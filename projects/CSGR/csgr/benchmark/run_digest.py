@@ -1,0 +1,77 @@
+"""A run's identity for ``--reuse``: the digest of its merged config and of the files it reads.
+
+The digest does not depend on where the run lies: its ``OUTPUT_DIR`` and a teacher's weights
+path (whose content is hashed) are left out, so a study whose folder or repository moved, or
+that another checkout runs, still finds its runs. Stamps written before (with those paths in
+the digest) still match through :func:`config_digests`.
+"""
+
+import hashlib
+import os
+from typing import List
+
+from ..config import load_config
+from .accuracy_runs import Run
+
+__all__ = ["KEYS_ADDED_LATER", "config_digest", "config_digests"]
+
+# Config keys added after runs were first stamped: key -> (the value those earlier runs computed
+# with, the distillation method that reads the key). A merged config holding that value, or not
+# running that method (a teacher or baseline, not a Distiller, runs none), digests as if the key
+# did not exist, so the earlier stamps still match; otherwise the key is part of the digest (and
+# the run trains anew).
+KEYS_ADDED_LATER = {
+    "MODEL.DISTILL.PCD.QUALITY_ANCHORS": ("all", "PCD"),
+    "MODEL.DISTILL.CSGR.CATEGORY_ATTENTION": ("learned", "CSGR"),
+    "MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS": (0, "CSGR"),
+}
+
+
+def _merged_config(run: Run):
+    cfg = load_config(run.config_file, ["OUTPUT_DIR", run.output_dir, *run.opts])
+    for key, (earlier_value, method) in KEYS_ADDED_LATER.items():
+        *parents, leaf = key.split(".")
+        node = cfg
+        for name in parents:
+            node = node[name]
+        distils = cfg.MODEL.META_ARCHITECTURE == "Distiller"
+        if node[leaf] == earlier_value or not distils or method not in cfg.MODEL.DISTILL.METHODS:
+            del node[leaf]
+    return cfg
+
+
+def _digest(cfg, run: Run) -> str:
+    digest = hashlib.sha256(cfg.dump().encode())
+    files = [run.depends_on] if run.depends_on else []
+    files += [m for m in run.register if m.endswith(".py")]
+    for path in files:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def config_digests(run: Run) -> List[str]:
+    """The run's digest (:func:`config_digest`) first, then the digest stamps written before it
+    was location-independent (with ``OUTPUT_DIR`` and the teacher's weights path) carry."""
+    cfg = _merged_config(run)
+    earlier = _digest(cfg, run)
+    cfg.OUTPUT_DIR = ""
+    weights = cfg.MODEL.DISTILL.TEACHER.WEIGHTS if "DISTILL" in cfg.MODEL else ""
+    if run.depends_on and weights:
+        named = os.path.realpath(os.path.join(run.cwd, weights))
+        if named == os.path.realpath(os.path.join(run.cwd, run.depends_on)):
+            cfg.MODEL.DISTILL.TEACHER.WEIGHTS = ""  # its content is part of the digest
+    return [_digest(cfg, run), earlier]
+
+
+def config_digest(run: Run) -> str:
+    """SHA-256 of the run's full merged config, of the content of ``run.depends_on`` and of the
+    ``.py`` files of ``run.register`` (the user's datasets; a built-in run has none).
+
+    The config has its ``_BASE_`` files and opts resolved, without ``OUTPUT_DIR`` and, where its
+    content is hashed (``depends_on``), the teacher's weights path; the keys of
+    :data:`KEYS_ADDED_LATER` are left out where they hold their earlier value or their method
+    does not run.
+    """
+    return config_digests(run)[0]
