@@ -154,3 +154,20 @@ def test_generic_tables_render_their_lines():
     text = generic_tables(data)
     assert text.startswith("*T*\n\n| a   | b   |")
     assert "| 1   | 2   |\n\n- x (met)\n\n| c   |" in text
+
+
+def test_goals_view_prints_each_csgr_rows_seed_goals(tmp_path):
+    """``results:<name>:goals``: per CSGR row, above the baseline seed by seed and best or within
+    one std of the best, from the results file's per-seed values."""
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    ap = lambda *values: [{"AP": v} for v in values]  # noqa: E731
+    data = {
+        "results": {"baseline": ap(5.0, 7.0), "CSGR": ap(6.0, 6.5), "PKD": ap(9.0, 11.0)},
+        "seeds": {"baseline": [4, 5], "CSGR": [4, 5], "PKD": [4, 5]},
+    }
+    (tmp_path / "docs" / "results" / "x.json").write_text(json.dumps(data))
+    text = render_spec(str(tmp_path), "x:goals", str(tmp_path / "BENCHMARKS.md"))
+    assert text.splitlines() == [
+        "- CSGR AP above the baseline on every seed: 1 of 2 (seed 4 +1.00, seed 5 -0.50) (NOT met)",
+        "- CSGR best or within one std of the best (PKD 10.00 ± 1.41): 6.25 (NOT met)",
+    ]

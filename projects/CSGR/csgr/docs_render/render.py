@@ -5,6 +5,7 @@ import glob
 import os
 from typing import Callable, Dict, List, Tuple
 
+from ..benchmark.seed_goals import csgr_seed_goals
 from .accuracy_tables import compact_table, full_table, make_main_table, method_rows
 from .markers import replace_blocks, stale_blocks
 from .methods import bibtex, keys_table, methods_table
@@ -35,6 +36,9 @@ def _results(root: str, name: str, view: str, doc_dir: str) -> str:
     if view == "command":
         link = os.path.relpath(os.path.join(root, RESULTS_DIR, name + ".json"), doc_dir)
         return provenance_text(name, data, link)
+    if view == "goals":
+        seeds = data.get("seeds", {})
+        return "\n".join(csgr_seed_goals(data["results"], seeds, data.get("metric", "AP")))
     if "tables" in data:
         return generic_tables(data)
     if "meta" in data and "settings" in data:
@@ -63,7 +67,7 @@ def render_spec(root: str, spec: str, path: str) -> str:
 
     Sources: ``methods`` (views ``table``, ``bibtex``), ``method-<NAME>`` (views ``keys``,
     ``bibtex``, ``results``), ``gpu_check``, or results files (``a`` or ``a+b`` for the ``compact`` view;
-    views ``full``, ``compact``, ``make_main``, ``command``).
+    views ``full``, ``compact``, ``make_main``, ``command``, ``goals``: each CSGR row's seed goals).
 
     Raises:
         ValueError: an unknown source or view, naming the spec.
@@ -91,7 +95,7 @@ def render_spec(root: str, spec: str, path: str) -> str:
         datas = [load_results(root, n) for n in names]
         columns = [d.get("display", {}).get("name", n) for d, n in zip(datas, names)]
         return compact_table([AccuracyResults(d) for d in datas], columns)
-    if view not in ("", "full", "make_main", "command"):
+    if view not in ("", "full", "make_main", "command", "goals"):
         raise ValueError(f"{path}: block 'results:{spec}': unknown view {view!r}")
     return _results(root, source, view, doc_dir)
 
