@@ -8,13 +8,13 @@ the weights' SHA-256, so a later report reuses it and a retrained run is evaluat
 """
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
 import sys
 from typing import Dict, Optional
 
+from ..release.export import file_sha256
 from .accuracy_runs import METRICS, Run
 from .run_metrics import final_metrics, report_dataset
 
@@ -24,14 +24,6 @@ __all__ = ["evaluate_finished", "evaluation_path"]
 def evaluation_path(output_dir: str, dataset: str) -> str:
     """Where the evaluation of the run in ``output_dir`` on ``dataset`` is kept."""
     return os.path.join(output_dir, "evaluate", dataset, "results.json")
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def evaluate_finished(
@@ -62,7 +54,7 @@ def evaluate_finished(
     if not os.path.isfile(weights):
         raise RuntimeError(f"[{run.name}] has no weights to evaluate on {dataset}: {weights}")
     path = evaluation_path(run.output_dir, dataset)
-    identity = {"config_sha256": config_sha256, "weights_sha256": _sha256(weights)}
+    identity = {"config_sha256": config_sha256, "weights_sha256": file_sha256(weights)}
     bbox = None
     if os.path.isfile(path):
         with open(path) as f:
