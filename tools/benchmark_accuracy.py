@@ -87,6 +87,7 @@ from csgr.benchmark.study import StudyPlan, report_study, run_study
 from csgr.benchmark.study_specs import SuiteStudy, UserStudy, applicable_methods
 from csgr.engine.user_modules import add_register_argument, import_user_modules
 from csgr.modeling.losses import method_names
+from detectron2.data import DatasetCatalog  # after csgr: it quiets dependency warnings
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -175,6 +176,11 @@ def parse_args(argv=None):
         parser.error("--screen-only needs --screen FRACTION")
     if args.report_on and args.evaluate_on:
         parser.error("--report-on (one of DATASETS.TEST) or --evaluate-on (any test set), not both")
+    if args.screen is not None and args.evaluate_on:
+        parser.error(
+            "--evaluate-on reports a trained study; with --screen the screen would choose on that "
+            "test set: screen first, then --evaluate-on with the kept --methods (no --screen)"
+        )
     if own:
         args.spec = UserStudy(args.teacher_config, args.student_config, tuple(args.register))
         stem = os.path.splitext(os.path.basename(args.student_config))[0]
@@ -214,6 +220,11 @@ def teacher_weights_for_runs(path: str, run_cwd: str) -> str:
 def main(argv=None):
     args = parse_args(argv)
     import_user_modules(args.register)  # the test set's evaluator decides the metric
+    if args.evaluate_on and args.evaluate_on not in DatasetCatalog.list():
+        sys.exit(
+            f"error: --evaluate-on {args.evaluate_on!r} is not a registered dataset (register "
+            "yours with --register my_datasets.py)"
+        )
     plan = StudyPlan(
         args.published,
         args.seeds,

@@ -6,7 +6,7 @@ import json
 import pytest
 from tiny_models import load_tool
 
-from csgr.benchmark.evaluate_run import evaluation_path
+from csgr.benchmark.evaluate_run import dataset_identity, evaluation_path
 from csgr.data.datasets import generate_shapes_dataset
 
 
@@ -43,6 +43,8 @@ def test_a_trained_study_is_evaluated_on_another_test_set_and_reused(tmp_path, m
         kept = json.loads(open(evaluation_path(str(run), "csgr_shapes_val")).read())
         weights = (run / "model_final.pth").read_bytes()
         assert kept["weights_sha256"] == hashlib.sha256(weights).hexdigest()
+        assert kept["dataset_files"] == dataset_identity("csgr_shapes_val")
+        assert "instances_val.json" in kept["dataset_files"]
     results = json.loads((runs / "csgr_shapes_val" / "results.json").read_text())
     assert results["provenance"]["split"].startswith("csgr_shapes_val (evaluated after training")
 
@@ -53,3 +55,7 @@ def test_a_trained_study_is_evaluated_on_another_test_set_and_reused(tmp_path, m
 
     with pytest.raises(SystemExit):
         tool.main(["--reuse", "--evaluate-on", "csgr_shapes_val", "--report-on", "x", *argv])
+    with pytest.raises(SystemExit):  # the screen would choose on the reported test set
+        tool.main(["--reuse", "--evaluate-on", "csgr_shapes_val", "--screen", "0.5", *argv])
+    with pytest.raises(SystemExit, match="'shapes_vall' is not a registered dataset"):
+        tool.main(["--reuse", "--evaluate-on", "shapes_vall", *argv])

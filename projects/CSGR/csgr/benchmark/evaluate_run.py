@@ -3,8 +3,9 @@
 A study trained with ``DATASETS.TEST`` of one split can be reported on another afterwards
 (``tools/benchmark_accuracy.py --evaluate-on DATASET``): each run's final weights are evaluated
 by ``python -m csgr.benchmark.evaluate_run`` in a process of its own (as the training ran), and
-the result is kept in ``<run>/evaluate/<DATASET>/results.json`` with the run's config digest and
-the weights' SHA-256, so a later report reuses it and a retrained run is evaluated again.
+the result is kept in ``<run>/evaluate/<DATASET>/results.json`` with the run's config digest,
+the weights' SHA-256 and the test set's annotations, so a later report reuses it and a retrained
+run (or a changed test set) is evaluated again.
 """
 
 import argparse
@@ -18,12 +19,26 @@ from ..release.export import file_sha256
 from .accuracy_runs import METRICS, Run
 from .run_metrics import final_metrics, report_dataset
 
-__all__ = ["evaluate_finished", "evaluation_path"]
+__all__ = ["dataset_identity", "evaluate_finished", "evaluation_path"]
 
 
 def evaluation_path(output_dir: str, dataset: str) -> str:
     """Where the evaluation of the run in ``output_dir`` on ``dataset`` is kept."""
     return os.path.join(output_dir, "evaluate", dataset, "results.json")
+
+
+def dataset_identity(dataset: str) -> str:
+    """What ``dataset``'s content is known by: its annotation file's path and SHA-256 (COCO
+    format), or its folder (PASCAL VOC); the name alone where its metadata names neither (a
+    dataset the calling process has not registered)."""
+    from detectron2.data import MetadataCatalog
+
+    meta = MetadataCatalog.get(dataset)
+    json_file = getattr(meta, "json_file", None)
+    if json_file and os.path.isfile(json_file):
+        return f"{os.path.realpath(json_file)} {file_sha256(json_file)}"
+    dirname = getattr(meta, "dirname", None)
+    return os.path.realpath(dirname) if dirname else dataset
 
 
 def evaluate_finished(
@@ -54,7 +69,11 @@ def evaluate_finished(
     if not os.path.isfile(weights):
         raise RuntimeError(f"[{run.name}] has no weights to evaluate on {dataset}: {weights}")
     path = evaluation_path(run.output_dir, dataset)
-    identity = {"config_sha256": config_sha256, "weights_sha256": file_sha256(weights)}
+    identity = {
+        "config_sha256": config_sha256,
+        "weights_sha256": file_sha256(weights),
+        "dataset_files": dataset_identity(dataset),
+    }
     bbox = None
     if os.path.isfile(path):
         with open(path) as f:
@@ -95,7 +114,10 @@ def _evaluate(run: Run, dataset: str, weights: str, path: str, threads, log) -> 
             f"{log_path}:\n{tail}"
         )
     with open(path) as f:
-        return json.load(f)["bbox"]
+        written = json.load(f)
+    if written.get("datasets") != [dataset]:
+        raise RuntimeError(f"[{run.name}] evaluated {written.get('datasets')}, not [{dataset!r}]")
+    return written["bbox"]
 
 
 def main(argv=None) -> None:
@@ -127,7 +149,7 @@ def main(argv=None) -> None:
     results = Trainer.test(cfg, model)
     results = results.get(args.dataset, results)  # one test set: Detectron2 unwraps it
     with open(args.output, "w") as f:
-        json.dump({"bbox": dict(results["bbox"])}, f, indent=1)
+        json.dump({"datasets": list(cfg.DATASETS.TEST), "bbox": dict(results["bbox"])}, f, indent=1)
 
 
 if __name__ == "__main__":

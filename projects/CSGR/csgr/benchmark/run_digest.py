@@ -17,7 +17,7 @@ __all__ = ["KEYS_ADDED_LATER", "config_digest", "config_digests"]
 
 # Config keys added after runs were first stamped: key -> (the value those earlier runs computed
 # with, the distillation method that reads the key). A merged config holding that value, or not
-# running that method (a teacher or baseline, not a Distiller, runs none), digests as if the key
+# running that method (a teacher or baseline runs none), digests as if the key
 # did not exist, so the earlier stamps still match; otherwise the key is part of the digest (and
 # the run trains anew).
 KEYS_ADDED_LATER = {
@@ -34,7 +34,7 @@ def _merged_config(run: Run):
         node = cfg
         for name in parents:
             node = node[name]
-        distils = cfg.MODEL.META_ARCHITECTURE == "Distiller"
+        distils = cfg.MODEL.META_ARCHITECTURE == "Distiller" or bool(run.depends_on)
         if node[leaf] == earlier_value or not distils or method not in cfg.MODEL.DISTILL.METHODS:
             del node[leaf]
     return cfg

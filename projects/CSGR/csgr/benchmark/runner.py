@@ -317,7 +317,8 @@ def run_experiment(
         out.add("teacher", *outcome)
     elif teacher_weights:
         if evaluate_on:
-            metrics = _evaluate_given_teacher(teacher_weights, evaluate_on, log)
+            like = students[0] if students else None
+            metrics = _evaluate_given_teacher(teacher_weights, evaluate_on, log, like)
         else:
             metrics = given_teacher_metrics(teacher_weights, dataset)
         if metrics is not None:
@@ -337,13 +338,21 @@ def run_experiment(
     return out
 
 
-def _evaluate_given_teacher(weights: str, dataset: str, log) -> Optional[Dict[str, float]]:
+def _evaluate_given_teacher(
+    weights: str, dataset: str, log, like: Optional[Run] = None
+) -> Optional[Dict[str, float]]:
     """A given teacher's metrics on ``dataset``, evaluated with the config.yaml its folder holds
-    (what tools/train_net.py wrote); None without one."""
+    (what tools/train_net.py wrote) and the modules and folder of the study's runs (``like``);
+    None without that config or when its evaluation fails (the report goes on without it)."""
     folder = os.path.dirname(os.path.abspath(weights))
     config = os.path.join(folder, "config.yaml")
     if not os.path.isfile(config):
         log(f"[teacher] no config.yaml beside {weights}: not evaluated on {dataset}")
         return None
-    run = Run("teacher", 0, config, folder)
-    return evaluate_finished(run, dataset, config_digest(run), weights=weights, log=log)
+    register, cwd = (like.register, like.cwd) if like is not None else ((), ".")
+    run = Run("teacher", 0, config, folder, register=register, cwd=cwd)
+    try:
+        return evaluate_finished(run, dataset, config_digest(run), weights=weights, log=log)
+    except RuntimeError as e:
+        log(str(e))
+        return None
