@@ -9,6 +9,7 @@ run (or a changed test set) is evaluated again.
 """
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -29,10 +30,17 @@ def evaluation_path(output_dir: str, dataset: str) -> str:
 
 def dataset_identity(dataset: str) -> str:
     """What ``dataset``'s content is known by: its annotation file's path and SHA-256 (COCO
-    format), or its folder (PASCAL VOC); the name alone where its metadata names neither (a
-    dataset the calling process has not registered)."""
-    from detectron2.data import MetadataCatalog
+    format), or its folder (PASCAL VOC); the name alone where its metadata names neither. The
+    dataset is loaded once per process and ``$DETECTRON2_DATASETS`` (loading points the
+    metadata's paths at the current root)."""
+    return _dataset_identity(dataset, os.environ.get("DETECTRON2_DATASETS", ""))
 
+
+@functools.lru_cache(maxsize=None)
+def _dataset_identity(dataset: str, root: str) -> str:
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    DatasetCatalog.get(dataset)
     meta = MetadataCatalog.get(dataset)
     json_file = getattr(meta, "json_file", None)
     if json_file and os.path.isfile(json_file):
