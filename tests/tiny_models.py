@@ -160,3 +160,20 @@ def random_batch(num_images=2, size=64, num_classes=3, boxes_per_image=3, seed=0
         image = torch.rand(3, size, size, generator=g) * 255
         batch.append({"image": image, "instances": inst, "height": size, "width": size})
     return batch
+
+
+def two_test_set_study(tmp_path, monkeypatch):
+    """(output folder, argv) of a tiny benchmark_accuracy study (teacher, baseline, CSGR; 2
+    iterations, 64 px shapes written under ``tmp_path``) whose runs evaluate two test sets."""
+    from csgr.data.datasets import generate_shapes_dataset
+
+    data = tmp_path / "d2datasets"
+    generate_shapes_dataset(str(data / "csgr_shapes"), num_train=8, num_val=4, image_size=64)
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(data))
+    out = tmp_path / "bench"
+    argv = ["--iters", "2", "--teacher-iters", "2", "--seeds", "1", "--methods", "CSGR"]
+    argv += ["--output", str(out), "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
+    argv += ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64"]
+    argv += ["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"]
+    argv += ["DATASETS.TEST", "('csgr_shapes_train','csgr_shapes_val')"]
+    return out, argv

@@ -176,11 +176,6 @@ def parse_args(argv=None):
         parser.error("--screen-only needs --screen FRACTION")
     if args.report_on and args.evaluate_on:
         parser.error("--report-on (one of DATASETS.TEST) or --evaluate-on (any test set), not both")
-    if args.screen is not None and args.evaluate_on:
-        parser.error(
-            "--evaluate-on reports a trained study; with --screen the screen would choose on that "
-            "test set: screen first, then --evaluate-on with the kept --methods (no --screen)"
-        )
     if own:
         args.spec = UserStudy(args.teacher_config, args.student_config, tuple(args.register))
         stem = os.path.splitext(os.path.basename(args.student_config))[0]

@@ -13,7 +13,7 @@ import math
 import os
 
 import pytest
-from tiny_models import ROOT, distill_cfg, load_tool
+from tiny_models import ROOT, distill_cfg, load_tool, two_test_set_study
 
 from csgr.benchmark.accuracy_report import accuracy_goals, accuracy_table, aggregate
 from csgr.benchmark.speed_report import SPEED_HEADERS
@@ -127,15 +127,7 @@ def test_benchmark_accuracy_tiny(tmp_path, monkeypatch, capsys):
 def test_benchmark_accuracy_reports_each_of_several_test_sets(tmp_path, monkeypatch, capsys):
     """With two test sets every run evaluates both; --report-on ranks on either (the first by
     default), the second report reuses every run, and a test set the runs lack is refused."""
-    data = tmp_path / "d2datasets"
-    generate_shapes_dataset(str(data / "csgr_shapes"), num_train=8, num_val=4, image_size=64)
-    monkeypatch.setenv("DETECTRON2_DATASETS", str(data))
-    out = tmp_path / "bench"
-    argv = ["--iters", "2", "--teacher-iters", "2", "--seeds", "1", "--methods", "CSGR"]
-    argv += ["--output", str(out), "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
-    argv += ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64"]
-    argv += ["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"]
-    argv += ["DATASETS.TEST", "('csgr_shapes_train','csgr_shapes_val')"]
+    out, argv = two_test_set_study(tmp_path, monkeypatch)
     tool = load_tool("benchmark_accuracy")
 
     def recorded(label, dataset):
@@ -372,7 +364,7 @@ def test_config_digest_of_teacher_and_baseline_ignores_distillation_keys(tmp_pat
     METHODS ["CSGR"] among them) keeps its digest whatever value a CSGR key added later takes;
     a CSGR student's digest follows it."""
     from csgr.benchmark.accuracy_runs import plan_runs
-    from csgr.benchmark.runner import config_digest
+    from csgr.benchmark.run_digest import config_digest
 
     def runs(*opts):
         teacher, students, _ = plan_runs(

@@ -19,7 +19,7 @@ from tiny_models import ROOT, load_tool, tiny_cfg
 from csgr.benchmark.accuracy_report import aggregate
 from csgr.benchmark.accuracy_runs import METRICS, plan_runs, plan_study
 from csgr.benchmark.recommend import divergence_cause, divergence_iteration, recommend
-from csgr.benchmark.runner import config_digest
+from csgr.benchmark.run_digest import config_digest
 from csgr.benchmark.screening import screen_schedule, select_screened
 from csgr.benchmark.study_specs import UserStudy, applicable_methods
 

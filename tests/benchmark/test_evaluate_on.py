@@ -4,25 +4,16 @@ import hashlib
 import json
 
 import pytest
-from tiny_models import load_tool
+from tiny_models import load_tool, two_test_set_study
 
 from csgr.benchmark.evaluate_run import dataset_identity, evaluation_path
-from csgr.data.datasets import generate_shapes_dataset
 
 
 def test_a_trained_study_is_evaluated_on_another_test_set_and_reused(tmp_path, monkeypatch, capsys):
     """Every run (teacher, baseline, CSGR) is evaluated afterwards, in its own process, on the
     named test set: the metrics equal those the training's own evaluation recorded for that set,
     the report goes to <study>/<DATASET>/, and a second report trains and evaluates nothing."""
-    data = tmp_path / "d2datasets"
-    generate_shapes_dataset(str(data / "csgr_shapes"), num_train=8, num_val=4, image_size=64)
-    monkeypatch.setenv("DETECTRON2_DATASETS", str(data))
-    out = tmp_path / "bench"
-    argv = ["--iters", "2", "--teacher-iters", "2", "--seeds", "1", "--methods", "CSGR"]
-    argv += ["--output", str(out), "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
-    argv += ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64"]
-    argv += ["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"]
-    argv += ["DATASETS.TEST", "('csgr_shapes_train','csgr_shapes_val')"]
+    out, argv = two_test_set_study(tmp_path, monkeypatch)
     tool = load_tool("benchmark_accuracy")
     tool.main(argv)  # trains, and records both test sets during training
 

@@ -18,9 +18,10 @@ from typing import Dict, Optional
 
 from ..release.export import file_sha256
 from .accuracy_runs import METRICS, Run
+from .run_digest import config_digest
 from .run_metrics import final_metrics, report_dataset
 
-__all__ = ["dataset_identity", "evaluate_finished", "evaluation_path"]
+__all__ = ["dataset_identity", "evaluate_finished", "evaluate_given_teacher", "evaluation_path"]
 
 
 def evaluation_path(output_dir: str, dataset: str) -> str:
@@ -62,7 +63,7 @@ def evaluate_finished(
     Args:
         run: a finished run (its ``config_file`` and ``opts`` build the model).
         dataset: a registered test set; the run's own ``DATASETS.TEST`` is replaced by it.
-        config_sha256: the run's config digest (``runner.config_digest``), kept with the result.
+        config_sha256: the run's config digest (``run_digest.config_digest``), kept with the result.
         weights: the weights evaluated (default ``<run.output_dir>/model_final.pth``).
         threads: ``OMP_NUM_THREADS`` of the evaluation process (None: inherited).
 
@@ -98,6 +99,26 @@ def evaluate_finished(
         **{m: float(bbox.get(m, float("nan"))) for m in METRICS},
         **{k: v for k, v in own.items() if k not in METRICS},
     }
+
+
+def evaluate_given_teacher(
+    weights: str, dataset: str, log=print, like: Optional[Run] = None
+) -> Optional[Dict[str, float]]:
+    """A given teacher's metrics on ``dataset``, evaluated with the config.yaml its folder holds
+    (what tools/train_net.py wrote) and the modules and folder of the study's runs (``like``);
+    None without that config or when its evaluation fails (the report goes on without it)."""
+    folder = os.path.dirname(os.path.abspath(weights))
+    config = os.path.join(folder, "config.yaml")
+    if not os.path.isfile(config):
+        log(f"[teacher] no config.yaml beside {weights}: not evaluated on {dataset}")
+        return None
+    register, cwd = (like.register, like.cwd) if like is not None else ((), ".")
+    run = Run("teacher", 0, config, folder, register=register, cwd=cwd)
+    try:
+        return evaluate_finished(run, dataset, config_digest(run), weights=weights, log=log)
+    except RuntimeError as e:
+        log(str(e))
+        return None
 
 
 def _evaluate(run: Run, dataset: str, weights: str, path: str, threads, log) -> Dict[str, float]:

@@ -40,29 +40,31 @@ def _merged_config(run: Run):
     return cfg
 
 
-def _digest(cfg, run: Run) -> str:
-    digest = hashlib.sha256(cfg.dump().encode())
+def _digests(dumps: List[str], run: Run) -> List[str]:
+    """SHA-256 of each config dump followed by the run's files, which are read once."""
+    hashers = [hashlib.sha256(dump.encode()) for dump in dumps]
     files = [run.depends_on] if run.depends_on else []
     files += [m for m in run.register if m.endswith(".py")]
     for path in files:
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
+                for hasher in hashers:
+                    hasher.update(chunk)
+    return [hasher.hexdigest() for hasher in hashers]
 
 
 def config_digests(run: Run) -> List[str]:
     """The run's digest (:func:`config_digest`) first, then the digest stamps written before it
     was location-independent (with ``OUTPUT_DIR`` and the teacher's weights path) carry."""
     cfg = _merged_config(run)
-    earlier = _digest(cfg, run)
+    earlier = cfg.dump()
     cfg.OUTPUT_DIR = ""
     weights = cfg.MODEL.DISTILL.TEACHER.WEIGHTS if "DISTILL" in cfg.MODEL else ""
     if run.depends_on and weights:
         named = os.path.realpath(os.path.join(run.cwd, weights))
         if named == os.path.realpath(os.path.join(run.cwd, run.depends_on)):
             cfg.MODEL.DISTILL.TEACHER.WEIGHTS = ""  # its content is part of the digest
-    return [_digest(cfg, run), earlier]
+    return _digests([cfg.dump(), earlier], run)
 
 
 def config_digest(run: Run) -> str:

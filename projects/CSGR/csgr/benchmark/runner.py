@@ -20,8 +20,8 @@ from ..config import load_config
 from ..errors import DIVERGED_EXIT_STATUS
 from ..utils.progress import ProgressBoard
 from .accuracy_runs import Run
-from .evaluate_run import evaluate_finished
-from .run_digest import KEYS_ADDED_LATER, config_digest, config_digests
+from .evaluate_run import evaluate_finished, evaluate_given_teacher
+from .run_digest import config_digests
 from .run_metrics import final_metrics, given_teacher_metrics, report_dataset
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "final_metrics",
     "report_dataset",
     "given_teacher_metrics",
-    "config_digest",
     "run_or_reuse",
     "run_many",
     "run_experiment",
@@ -133,23 +132,25 @@ def run_or_reuse(
             "wait for it or stop it, then run again with --reuse"
         ) from None
     try:
-        metrics, seconds, reused = _run_or_reuse_locked(run, reuse, log, threads, progress, dataset)
+        digests = config_digests(run)
+        metrics, seconds, reused = _run_or_reuse_locked(
+            run, digests, reuse, log, threads, progress, dataset
+        )
         if evaluate_on:
-            digest = config_digest(run)
-            metrics = evaluate_finished(run, evaluate_on, digest, threads=threads, log=log)
+            metrics = evaluate_finished(run, evaluate_on, digests[0], threads=threads, log=log)
         return metrics, seconds, reused
     finally:
         lock.release()
 
 
-def _run_or_reuse_locked(run, reuse, log, threads, progress, dataset):
-    digest, *earlier_digests = config_digests(run)
+def _run_or_reuse_locked(run, digests, reuse, log, threads, progress, dataset):
+    digest = digests[0]
     dataset = report_dataset(run, dataset)
     stamp_path = os.path.join(run.output_dir, STAMP)
     if reuse and os.path.isfile(stamp_path):
         with open(stamp_path) as f:
             stamp = json.load(f)
-        same_config = stamp.get("config_sha256") in (digest, *earlier_digests)
+        same_config = stamp.get("config_sha256") in digests
         if same_config and "diverged" in stamp:
             log(f"[{run.name}] reusing the recorded divergence of {run.output_dir}")
             _finish(progress, run, None, "diverged")
@@ -318,7 +319,7 @@ def run_experiment(
     elif teacher_weights:
         if evaluate_on:
             like = students[0] if students else None
-            metrics = _evaluate_given_teacher(teacher_weights, evaluate_on, log, like)
+            metrics = evaluate_given_teacher(teacher_weights, evaluate_on, log, like)
         else:
             metrics = given_teacher_metrics(teacher_weights, dataset)
         if metrics is not None:
@@ -336,23 +337,3 @@ def run_experiment(
             continue
         out.add(run.label, *outcome)
     return out
-
-
-def _evaluate_given_teacher(
-    weights: str, dataset: str, log, like: Optional[Run] = None
-) -> Optional[Dict[str, float]]:
-    """A given teacher's metrics on ``dataset``, evaluated with the config.yaml its folder holds
-    (what tools/train_net.py wrote) and the modules and folder of the study's runs (``like``);
-    None without that config or when its evaluation fails (the report goes on without it)."""
-    folder = os.path.dirname(os.path.abspath(weights))
-    config = os.path.join(folder, "config.yaml")
-    if not os.path.isfile(config):
-        log(f"[teacher] no config.yaml beside {weights}: not evaluated on {dataset}")
-        return None
-    register, cwd = (like.register, like.cwd) if like is not None else ((), ".")
-    run = Run("teacher", 0, config, folder, register=register, cwd=cwd)
-    try:
-        return evaluate_finished(run, dataset, config_digest(run), weights=weights, log=log)
-    except RuntimeError as e:
-        log(str(e))
-        return None

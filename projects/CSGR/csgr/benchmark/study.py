@@ -129,6 +129,11 @@ def run_study(spec, plan: StudyPlan, reuse: bool, jobs: int = 1) -> StudyOutcome
     baseline and the ``plan.keep`` best methods on every seed and the full schedule (unless
     ``plan.screen_only``).
     """
+    if plan.screen and plan.evaluate_on:
+        raise ValueError(
+            "--evaluate-on reports a trained study; with --screen the screen would choose on that "
+            "test set: screen first, then --evaluate-on with the kept --methods (no --screen)"
+        )
     teacher, students, skipped = plan.plan(spec)
     metric, split = study_metric(students[0], plan.report_on, plan.evaluate_on)
     weights = plan.teacher_weights or os.path.join(teacher.output_dir, "model_final.pth")
@@ -141,7 +146,7 @@ def run_study(spec, plan: StudyPlan, reuse: bool, jobs: int = 1) -> StudyOutcome
     seed = plan.seeds[0]
     out = os.path.join(plan.out, "screen")
     _, screen_runs, _ = plan.plan(spec, [seed], out, opts, teacher_weights=weights)
-    stage1 = _run(teacher, screen_runs, reuse, jobs, weights, on, plan.evaluate_on)
+    stage1 = _run(teacher, screen_runs, reuse, jobs, weights, on)
     scores = {r.label: None for r in screen_runs}
     scores.update({k: v[0][metric] for k, v in stage1.results.items() if k != "teacher"})
     errors = {name.rsplit(" seed ", 1)[0]: e for name, e in stage1.errors.items()}
@@ -149,8 +154,7 @@ def run_study(spec, plan: StudyPlan, reuse: bool, jobs: int = 1) -> StudyOutcome
     stage2 = [r for r in students if r.label == "baseline" or r.label in kept]
     result = None
     if not plan.screen_only:
-        stage2_result = _run(None, stage2, reuse, jobs, weights, on, plan.evaluate_on)
-        result = _with_teacher(stage1, stage2_result)
+        result = _with_teacher(stage1, _run(None, stage2, reuse, jobs, weights, on))
     screen = {
         "fraction": plan.screen,
         "iters": int(opts[1]),
