@@ -1,0 +1,82 @@
+"""tools/relation_share.py: the criss-cross attention's part of CSGR's relation term."""
+
+import pytest
+import torch
+from shapes_runs import shapes_distill_cfg, shapes_root, write_cfg  # noqa: F401 (fixture)
+from tiny_models import distill_cfg, load_tool, random_batch
+
+from csgr.benchmark.relation_share import relation_modules, relation_share, shares_from_sums
+from detectron2.modeling import build_model
+
+
+def test_shares_from_sums_known_values():
+    sums = {"p3": {"feat": 4.0, "att": 1.0, "diff": 16.0, "att_diff": 4.0, "out_diff": 9.0}}
+    (row,) = shares_from_sums(sums, {"p3": 0.25})
+    assert (row.level, row.gamma) == ("p3", 0.25)
+    assert row.attention_of_features == 0.5 and row.attention_of_difference == 0.5
+    assert row.loss_ratio == 9.0 / 16.0
+    assert row.line() == "| p3 | +0.2500 | 0.5000 | 0.5000 | 0.5625 |"
+
+
+def _set_gamma(model, value):
+    with torch.no_grad():
+        for module in relation_modules(model).values():
+            module.gamma.fill_(value)
+
+
+def test_share_is_zero_at_gamma_zero_and_linear_in_gamma(tmp_path):
+    cfg = distill_cfg(str(tmp_path))
+    cfg.MODEL.DISTILL.CSGR.REL_IN_FEATURES = ["p3", "p4"]
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    batches = [random_batch(seed=1), random_batch(seed=2)]
+
+    _set_gamma(model, 0.0)
+    rows = relation_share(model, batches)
+    assert [r.level for r in rows] == ["p3", "p4"]
+    for r in rows:  # the block is the identity: the term compares the normalised maps
+        assert r.attention_of_features == 0 and r.attention_of_difference == 0
+        assert r.loss_ratio == 1.0
+
+    c = 0.3
+    _set_gamma(model, c)
+    one = relation_share(model, batches)
+    _set_gamma(model, 2 * c)
+    two = relation_share(model, batches)
+    for r1, r2 in zip(one, two):
+        assert r1.gamma == pytest.approx(c) and r1.attention_of_difference > 0
+        # aggregate(z) does not depend on gamma (recurrence 1): the attention's part is linear
+        # (up to the float32 rounding of the block's output, from which it is read)
+        assert r2.attention_of_features == pytest.approx(2 * r1.attention_of_features, rel=1e-5)
+        assert r2.attention_of_difference == pytest.approx(2 * r1.attention_of_difference, rel=1e-5)
+        # ||d + g D||^2 / ||d||^2 = 1 + 2 g p + g^2 a^2, with a = ||D|| / ||d||: hence
+        # ratio(2c) - 2 ratio(c) + 1 = 2 c^2 a^2 = 2 (share at c)^2
+        curvature = r2.loss_ratio - 2 * r1.loss_ratio + 1
+        assert curvature == pytest.approx(2 * r1.attention_of_difference**2, rel=1e-4)
+    assert model.training  # left as found
+
+
+def test_model_without_csgr_is_named(tmp_path):
+    cfg = distill_cfg(str(tmp_path))
+    cfg.MODEL.DISTILL.METHODS = ["PKD"]
+    model = build_model(cfg)
+    with pytest.raises(ValueError, match=r"no CSGR relation term .* distils \['PKD'\]"):
+        relation_share(model, [random_batch()])
+
+
+def test_tool_on_a_run_keeps_its_folder(tmp_path, shapes_root, monkeypatch):
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(shapes_root))
+    cfg = shapes_distill_cfg(tmp_path)
+    model = build_model(cfg)
+    _set_gamma(model, 0.05)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"model": model.state_dict()}, run / "model_final.pth")
+    cfg.OUTPUT_DIR = str(run)  # the run's own folder, as its config.yaml says
+    argv = ["--config-file", write_cfg(cfg, tmp_path / "config.yaml"), "--batches", "1"]
+    argv += ["MODEL.WEIGHTS", str(run / "model_final.pth")]
+    rows = load_tool("relation_share").main(argv)
+    assert [r.level for r in rows] == ["p2", "p3", "p4", "p5", "p6"]
+    assert [r.gamma for r in rows] == pytest.approx([0.05] * 5)  # the run's weights
+    assert all(0 < r.attention_of_difference for r in rows)
+    assert sorted(p.name for p in run.iterdir()) == ["model_final.pth"]  # nothing written there
