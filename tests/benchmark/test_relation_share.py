@@ -11,11 +11,12 @@ from detectron2.modeling import build_model
 
 def test_shares_from_sums_known_values():
     sums = {"p3": {"feat": 4.0, "att": 1.0, "diff": 16.0, "att_diff": 4.0, "out_diff": 9.0}}
+    sums["p3"]["dot"] = -6.0
     (row,) = shares_from_sums(sums, {"p3": 0.25})
     assert (row.level, row.gamma) == ("p3", 0.25)
     assert row.attention_of_features == 0.5 and row.attention_of_difference == 0.5
-    assert row.loss_ratio == 9.0 / 16.0
-    assert row.line() == "| p3 | +0.2500 | 0.5000 | 0.5000 | 0.5625 |"
+    assert row.loss_ratio == 9.0 / 16.0 and row.correlation == -0.75
+    assert row.line() == "| p3 | +0.2500 | 0.5000 | 0.5000 | 0.5625 | -0.750 |"
 
 
 def _set_gamma(model, value):
@@ -36,7 +37,7 @@ def test_share_is_zero_at_gamma_zero_and_linear_in_gamma(tmp_path):
     assert [r.level for r in rows] == ["p3", "p4"]
     for r in rows:  # the block is the identity: the term compares the normalised maps
         assert r.attention_of_features == 0 and r.attention_of_difference == 0
-        assert r.loss_ratio == 1.0
+        assert r.loss_ratio == 1.0 and r.correlation == 0
 
     c = 0.3
     _set_gamma(model, c)
@@ -53,6 +54,10 @@ def test_share_is_zero_at_gamma_zero_and_linear_in_gamma(tmp_path):
         # ratio(2c) - 2 ratio(c) + 1 = 2 c^2 a^2 = 2 (share at c)^2
         curvature = r2.loss_ratio - 2 * r1.loss_ratio + 1
         assert curvature == pytest.approx(2 * r1.attention_of_difference**2, rel=1e-4)
+        for r in (r1, r2):  # ||d + A||^2 / ||d||^2 = 1 + 2 share corr + share^2
+            share = r.attention_of_difference
+            assert r.loss_ratio == pytest.approx(1 + 2 * share * r.correlation + share**2, rel=1e-6)
+        assert r2.correlation == pytest.approx(r1.correlation, abs=1e-5)
     assert model.training  # left as found
 
 

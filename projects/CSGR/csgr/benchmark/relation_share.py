@@ -31,7 +31,11 @@ class RelationShare:
         attention_of_features: ``||A_t|| / ||z_t||``, ``A = CCA(z) - z`` the attention's part.
         attention_of_difference: ``||A_t - A_s|| / ||z_t - z_s||``.
         loss_ratio: ``||CCA(z_t) - CCA(z_s)||^2 / ||z_t - z_s||^2``, the term with its attention
-            over the term without it (1: the attention changes nothing).
+            over the term without it (1: the attention changes nothing); it equals
+            ``1 + 2 * share * correlation + share^2`` with ``share`` = attention_of_difference.
+        correlation: cosine of ``A_t - A_s`` with ``z_t - z_s``: negative where the attention
+            hides part of the difference; with the best ``gamma`` the term could shrink by at
+            most ``correlation^2`` of itself.
     """
 
     level: str
@@ -39,17 +43,18 @@ class RelationShare:
     attention_of_features: float
     attention_of_difference: float
     loss_ratio: float
+    correlation: float
 
     def line(self) -> str:
         return (
             f"| {self.level} | {self.gamma:+.4f} | {self.attention_of_features:.4f} | "
-            f"{self.attention_of_difference:.4f} | {self.loss_ratio:.4f} |"
+            f"{self.attention_of_difference:.4f} | {self.loss_ratio:.4f} | {self.correlation:+.3f} |"
         )
 
 
 HEADER = (
     "| level | gamma | attention / features, teacher | attention / difference "
-    "| loss with / without attention |\n|---|---|---|---|---|"
+    "| loss with / without attention | correlation |\n|---|---|---|---|---|---|"
 )
 
 
@@ -78,7 +83,7 @@ def shares_from_sums(
     Args:
         sums: by level, ``feat`` ``||z_t||^2``, ``att`` ``||A_t||^2``, ``diff``
             ``||z_t - z_s||^2``, ``att_diff`` ``||A_t - A_s||^2``, ``out_diff``
-            ``||CCA(z_t) - CCA(z_s)||^2``.
+            ``||CCA(z_t) - CCA(z_s)||^2``, ``dot`` ``<A_t - A_s, z_t - z_s>``.
         gammas: by level, the block's ``gamma``.
     """
     out = []
@@ -91,6 +96,7 @@ def shares_from_sums(
                 (s["att"] / feat) ** 0.5,
                 (s["att_diff"] / diff) ** 0.5,
                 s["out_diff"] / diff,
+                s["dot"] / max((s["att_diff"] * s["diff"]) ** 0.5, 1e-30),
             )
         )
     return out
@@ -120,7 +126,7 @@ def relation_share(model: nn.Module, batches: Iterable[list]) -> List[RelationSh
         return hook
 
     handles = [m.register_forward_hook(recorder(k)) for k, m in modules.items()]
-    keys = ("feat", "att", "diff", "att_diff", "out_diff")
+    keys = ("feat", "att", "diff", "att_diff", "out_diff", "dot")
     sums = {k: dict.fromkeys(keys, 0.0) for k in modules}
     was_training = model.training
     model.train()
@@ -143,6 +149,7 @@ def relation_share(model: nn.Module, batches: Iterable[list]) -> List[RelationSh
                     s["diff"] += (z_t - z_s).pow(2).sum().item()
                     s["att_diff"] += (a_t - a_s).pow(2).sum().item()
                     s["out_diff"] += (z_t + a_t - z_s - a_s).pow(2).sum().item()
+                    s["dot"] += ((a_t - a_s) * (z_t - z_s)).sum().item()
     finally:
         for h in handles:
             h.remove()
