@@ -32,7 +32,8 @@ import time
 
 from csgr.benchmark.accuracy_report import comparison_table
 from csgr.benchmark.accuracy_runs import SUITES, plan_runs
-from csgr.benchmark.runner import plan_progress, run_experiment
+from csgr.benchmark.experiment import run_experiment
+from csgr.benchmark.runner import plan_progress
 from csgr.visualization.job_pictures import write_job_pictures
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))

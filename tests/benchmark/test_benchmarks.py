@@ -541,7 +541,7 @@ def test_a_failed_student_run_is_counted_per_label_and_decides_the_goal(tmp_path
     """A student run that fails (here: its teacher's weights do not exist) is recorded with its
     error and counted under its label; the goals use that count."""
     from csgr.benchmark.accuracy_runs import METRICS, Run
-    from csgr.benchmark.runner import run_experiment
+    from csgr.benchmark.experiment import run_experiment
     from tiny_models import ROOT
 
     config = os.path.join(ROOT, "configs", "Shapes", "fgd_frcnn_r18_r34.yaml")
@@ -561,7 +561,8 @@ def test_a_diverged_run_is_recorded_and_reused_without_training(tmp_path, monkey
     """A run that diverges (a real training, LR 1e6 without clipping) is stamped; ``--reuse``
     of the same config reports the divergence again without training, in the same words."""
     from csgr.benchmark.accuracy_runs import Run
-    from csgr.benchmark.runner import STAMP, run_experiment
+    from csgr.benchmark.experiment import run_experiment
+    from csgr.benchmark.runner import STAMP
     from tiny_models import ROOT
 
     data = tmp_path / "d2datasets"
@@ -595,7 +596,7 @@ def test_a_run_folder_another_process_trains_is_refused(tmp_path):
     import portalocker
 
     from csgr.benchmark.accuracy_runs import Run
-    from csgr.benchmark.runner import run_experiment
+    from csgr.benchmark.experiment import run_experiment
 
     config = os.path.join(ROOT, "configs", "Shapes", "faster_rcnn_R_18_FPN.yaml")
     run_dir = tmp_path / "baseline" / "seed1"

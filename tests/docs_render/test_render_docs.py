@@ -11,7 +11,7 @@ import pytest
 from tiny_models import ROOT
 
 from csgr.benchmark.accuracy_report import write_accuracy_report
-from csgr.benchmark.runner import ExperimentResult
+from csgr.benchmark.experiment import ExperimentResult
 from csgr.docs_render import check_files, doc_files, render_file
 from csgr.docs_render.accuracy_tables import full_table
 from csgr.docs_render.citations import PAPERS

@@ -12,7 +12,7 @@ from tabulate import tabulate
 
 from ..modeling.loss_scale import SCALAR_PREFIX
 from .accuracy_runs import METRICS
-from .runner import ExperimentResult
+from .experiment import ExperimentResult
 from .measure import load_average
 from .seed_goals import csgr_seed_goals
 

@@ -14,7 +14,8 @@ from ..evaluation import evaluator_type
 from .accuracy_report import aggregate, write_accuracy_report
 from .accuracy_runs import Run, Variant, plan_study
 from .recommend import recommend
-from .runner import ExperimentResult, plan_progress, report_dataset, run_experiment
+from .experiment import ExperimentResult, run_experiment
+from .runner import plan_progress, report_dataset
 from .screening import screen_lines, screen_schedule, select_screened
 
 __all__ = ["StudyPlan", "StudyOutcome", "study_metric", "run_study", "report_study"]
