@@ -7,7 +7,8 @@ trained run on batches of its training data (see csgr/benchmark/relation_share.p
 
 Reads the config's train loader (its augmentation and seed) in this process, runs the training
 forward without a step, and leaves the run's folder untouched: the Trainer's log and config go
-to a new temporary folder unless OUTPUT_DIR is given.
+to a temporary folder, removed at the end, unless OUTPUT_DIR is given. MODEL.WEIGHTS must name
+the run's checkpoint (the config's own MODEL.WEIGHTS is the student's initialisation).
 """
 
 import shlex
@@ -29,17 +30,33 @@ def parse_args(argv=None):
         parser.error("relation_share runs one process: no --num-gpus, --resume or --eval-only")
     if args.batches < 1:
         parser.error(f"--batches must be >= 1, got {args.batches}")
-    if "OUTPUT_DIR" not in args.opts[::2]:  # not the run's folder: its config.yaml is kept
-        args.opts += ["OUTPUT_DIR", tempfile.mkdtemp(prefix="relation_share_")]
+    if "MODEL.WEIGHTS" not in args.opts[::2]:
+        parser.error("pass MODEL.WEIGHTS RUN/model_final.pth, the checkpoint of the run measured")
     return args
+
+
+def measure(args):
+    trainer = Trainer(setup_cfg(args))
+    trainer.resume_or_load(resume=False)  # MODEL.WEIGHTS: the run's checkpoint
+    saved = getattr(trainer.checkpointer, "_checkpoint_keys", [])
+    if not any(k.startswith("distill_losses.CSGR.relations.") for k in saved):
+        weights = args.opts[args.opts[::2].index("MODEL.WEIGHTS") * 2 + 1]
+        raise ValueError(
+            f"relation_share: {weights} holds no CSGR relation block "
+            "(distill_losses.CSGR.relations.*): not the checkpoint of a CSGR distillation run"
+        )
+    return relation_share(trainer.model, islice(iter(trainer.data_loader), args.batches))
 
 
 def main(argv=None):
     args = parse_args(argv)
     print("python tools/relation_share.py " + shlex.join(sys.argv[1:] if argv is None else argv))
-    trainer = Trainer(setup_cfg(args))
-    trainer.resume_or_load(resume=False)  # MODEL.WEIGHTS: the run's checkpoint
-    rows = relation_share(trainer.model, islice(iter(trainer.data_loader), args.batches))
+    if "OUTPUT_DIR" in args.opts[::2]:
+        rows = measure(args)
+    else:  # not the run's folder: its config.yaml is kept
+        with tempfile.TemporaryDirectory(prefix="relation_share_") as tmp:
+            args.opts += ["OUTPUT_DIR", tmp]
+            rows = measure(args)
     print(HEADER)
     for row in rows:
         print(row.line())

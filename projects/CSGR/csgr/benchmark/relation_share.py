@@ -10,7 +10,7 @@ in practice, the squared distance of the normalised maps themselves.
 """
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Tuple
 
 import torch
 from detectron2.utils.events import EventStorage
@@ -18,7 +18,17 @@ from torch import nn
 
 from ..layers import CrissCrossAttention
 
-__all__ = ["RelationShare", "relation_share", "shares_from_sums", "relation_modules"]
+__all__ = [
+    "HEADER",
+    "RelationShare",
+    "relation_modules",
+    "relation_pairs",
+    "relation_share",
+    "shares_from_sums",
+]
+
+# (z, A) of one side of one level: the block's input and the attention's part, float64
+Side = Tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
@@ -28,38 +38,50 @@ class RelationShare:
     Attributes:
         level: FPN level name.
         gamma: the block's ``gamma``.
+        term_share: the level's part of the relation term, ``||CCA(z_t) - CCA(z_s)||^2`` over
+            its sum over the levels.
         attention_of_features: ``||A_t|| / ||z_t||``, ``A = CCA(z) - z`` the attention's part.
         attention_of_difference: ``||A_t - A_s|| / ||z_t - z_s||``.
         loss_ratio: ``||CCA(z_t) - CCA(z_s)||^2 / ||z_t - z_s||^2``, the term with its attention
             over the term without it (1: the attention changes nothing); it equals
             ``1 + 2 * share * correlation + share^2`` with ``share`` = attention_of_difference.
         correlation: cosine of ``A_t - A_s`` with ``z_t - z_s``: negative where the attention
-            hides part of the difference; with the best ``gamma`` the term could shrink by at
-            most ``correlation^2`` of itself.
+            hides part of the difference. With recurrence 1 and the block's convs as they are,
+            no ``gamma`` could shrink the term by more than ``correlation^2`` of itself.
     """
 
     level: str
     gamma: float
+    term_share: float
     attention_of_features: float
     attention_of_difference: float
     loss_ratio: float
     correlation: float
 
     def line(self) -> str:
+        """The level as a row of :data:`HEADER`'s table."""
         return (
-            f"| {self.level} | {self.gamma:+.4f} | {self.attention_of_features:.4f} | "
-            f"{self.attention_of_difference:.4f} | {self.loss_ratio:.4f} | {self.correlation:+.3f} |"
+            f"| {self.level} | {self.gamma:+.4f} | {self.term_share:.3f} | "
+            f"{self.attention_of_features:.4f} | {self.attention_of_difference:.4f} | "
+            f"{self.loss_ratio:.4f} | {self.correlation:+.3f} |"
         )
 
 
 HEADER = (
-    "| level | gamma | attention / features, teacher | attention / difference "
-    "| loss with / without attention | correlation |\n|---|---|---|---|---|---|"
+    "| level | gamma | share of the term | attention / features, teacher "
+    "| attention / difference | loss with / without attention | correlation |\n"
+    "|---|---|---|---|---|---|---|"
 )
 
 
 def relation_modules(model: nn.Module) -> Dict[str, CrissCrossAttention]:
-    """The relation blocks of a Distiller's CSGR loss, by level.
+    """The relation blocks of a Distiller's CSGR loss.
+
+    Args:
+        model: a Distiller (not wrapped in DDP).
+
+    Returns:
+        {level name: its block}, in the loss's order.
 
     Raises:
         ValueError: the model distils no CSGR relation term.
@@ -75,6 +97,48 @@ def relation_modules(model: nn.Module) -> Dict[str, CrissCrossAttention]:
     return dict(relations.items())
 
 
+def relation_pairs(
+    model: nn.Module, data: list
+) -> Tuple[Dict[str, Tuple[Side, Side]], Dict[str, torch.Tensor]]:
+    """One training forward of ``model`` on ``data``, reading every relation block.
+
+    In :class:`CSGRLoss` each block is called on the teacher's map, then on the student's.
+    Call it under ``torch.no_grad()`` and an ``EventStorage``; the model must be in training
+    mode (only then does it compute its losses).
+
+    Args:
+        model: a Distiller with CSGR.
+        data: a list of Detectron2 dataset dicts, as the train loader yields it.
+
+    Returns:
+        by level, ``((z_t, A_t), (z_s, A_s))``, each (N, C, H, W) float64 (``z`` the block's
+        input, ``A`` its output minus its input); and the model's loss dict.
+    """
+    modules = relation_modules(model)
+    calls: Dict[str, List[Side]] = {k: [] for k in modules}
+
+    def recorder(level):
+        def hook(_module, inputs, output):
+            x = inputs[0].detach().double()
+            calls[level].append((x, output.detach().double() - x))
+
+        return hook
+
+    handles = [m.register_forward_hook(recorder(k)) for k, m in modules.items()]
+    try:
+        losses = model(data)
+    finally:
+        for h in handles:
+            h.remove()
+    for level, sides in calls.items():
+        if len(sides) != 2:
+            raise RuntimeError(
+                f"relation_share: the {level} block ran {len(sides)} times in one step, "
+                "expected 2 (teacher, then student)"
+            )
+    return {k: (sides[0], sides[1]) for k, sides in calls.items()}, losses
+
+
 def shares_from_sums(
     sums: Dict[str, Dict[str, float]], gammas: Dict[str, float]
 ) -> List[RelationShare]:
@@ -85,7 +149,11 @@ def shares_from_sums(
             ``||z_t - z_s||^2``, ``att_diff`` ``||A_t - A_s||^2``, ``out_diff``
             ``||CCA(z_t) - CCA(z_s)||^2``, ``dot`` ``<A_t - A_s, z_t - z_s>``.
         gammas: by level, the block's ``gamma``.
+
+    Returns:
+        one :class:`RelationShare` per level of ``sums``, in its order.
     """
+    total = max(sum(s["out_diff"] for s in sums.values()), 1e-30)
     out = []
     for level, s in sums.items():
         feat, diff = max(s["feat"], 1e-30), max(s["diff"], 1e-30)
@@ -93,6 +161,7 @@ def shares_from_sums(
             RelationShare(
                 level,
                 gammas[level],
+                s["out_diff"] / total,
                 (s["att"] / feat) ** 0.5,
                 (s["att_diff"] / diff) ** 0.5,
                 s["out_diff"] / diff,
@@ -105,8 +174,9 @@ def shares_from_sums(
 def relation_share(model: nn.Module, batches: Iterable[list]) -> List[RelationShare]:
     """Measure, on ``batches``, the attention's part of each level's relation term.
 
-    The model runs its training forward (losses computed, no gradient, nothing stepped); in
-    :class:`CSGRLoss` each block is called on the teacher's map, then on the student's.
+    The model runs its training forward (losses computed, no gradient, no optimizer step;
+    BatchNorm layers in training mode do update their running statistics) and is left in the
+    mode it had.
 
     Args:
         model: a Distiller with CSGR (one process, not wrapped in DDP).
@@ -116,16 +186,6 @@ def relation_share(model: nn.Module, batches: Iterable[list]) -> List[RelationSh
         one :class:`RelationShare` per relation level, in the loss's order.
     """
     modules = relation_modules(model)
-    calls: Dict[str, list] = {k: [] for k in modules}
-
-    def recorder(level):
-        def hook(_module, inputs, output):
-            x = inputs[0].detach().double()
-            calls[level].append((x, output.detach().double() - x))
-
-        return hook
-
-    handles = [m.register_forward_hook(recorder(k)) for k, m in modules.items()]
     keys = ("feat", "att", "diff", "att_diff", "out_diff", "dot")
     sums = {k: dict.fromkeys(keys, 0.0) for k in modules}
     was_training = model.training
@@ -133,16 +193,8 @@ def relation_share(model: nn.Module, batches: Iterable[list]) -> List[RelationSh
     try:
         with torch.no_grad(), EventStorage(0):
             for data in batches:
-                for level in modules:
-                    calls[level].clear()
-                model(data)
-                for level, pairs in calls.items():
-                    if len(pairs) != 2:
-                        raise RuntimeError(
-                            f"relation_share: the {level} block ran {len(pairs)} times in one "
-                            "step, expected 2 (teacher, then student)"
-                        )
-                    (z_t, a_t), (z_s, a_s) = pairs
+                pairs, _ = relation_pairs(model, data)
+                for level, ((z_t, a_t), (z_s, a_s)) in pairs.items():
                     s = sums[level]
                     s["feat"] += z_t.pow(2).sum().item()
                     s["att"] += a_t.pow(2).sum().item()
@@ -151,8 +203,6 @@ def relation_share(model: nn.Module, batches: Iterable[list]) -> List[RelationSh
                     s["out_diff"] += (z_t + a_t - z_s - a_s).pow(2).sum().item()
                     s["dot"] += ((a_t - a_s) * (z_t - z_s)).sum().item()
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
     gammas = {k: float(m.gamma.detach().item()) for k, m in modules.items()}
     return shares_from_sums(sums, gammas)
