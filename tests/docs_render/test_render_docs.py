@@ -142,6 +142,30 @@ def test_accuracy_report_writes_a_file_the_renderer_takes(tmp_path):
     assert "- PCD: not run (RetinaNet only)" in table
 
 
+def test_compact_table_says_which_methods_do_not_apply_to_a_detector(tmp_path):
+    from csgr.docs_render.accuracy_tables import compact_table
+
+    files = []
+    for detector, methods in (("frcnn", ("DKD", "PKD")), ("retinanet", ("PCD",))):
+        experiment = ExperimentResult()
+        for ap in (5.0, 7.0):
+            for label in ("baseline", *methods):
+                metrics = dict.fromkeys(("AP50", "AP75", "APs", "APm", "APl"), 1.0)
+                experiment.add(label, {**metrics, "AP": ap + len(label)}, 60.0, False)
+        facts = {"command": "cmd", "commit": "abc", "detector": detector}
+        folder = tmp_path / detector
+        write_accuracy_report(str(folder), "t", "s", [1, 2], "cmd", experiment, {}, "0", facts)
+        files.append(AccuracyResults(json.loads((folder / "results.json").read_text())))
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:4]]
+        for line in compact_table(files, ["Faster R-CNN", "RetinaNet"]).splitlines()
+        if line.startswith("| ") and not line.startswith("| student")
+    }
+    assert rows["DKD"] == ["9.00 ± 1.41 (-5.00)", "n/a"]  # ROI logits: no RetinaNet
+    assert rows["PCD"] == ["n/a", "9.00 ± 1.41 (-5.00)"]  # RetinaNet head: no Faster R-CNN
+    assert rows["PKD"] == ["9.00 ± 1.41 (-5.00)", "not run"]  # applies, was not run
+
+
 def test_generic_tables_render_their_lines():
     from csgr.docs_render.tables import generic_tables
 

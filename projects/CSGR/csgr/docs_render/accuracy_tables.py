@@ -84,8 +84,15 @@ def full_table(res: AccuracyResults) -> str:
     return "\n\n".join([table, "\n".join(notes)]) if notes else table
 
 
+# a results file's detector (provenance) -> the student meta-architecture
+ARCHS = {"frcnn": "GeneralizedRCNN", "retinanet": "RetinaNet"}
+
+
 def _compact_cell(res: AccuracyResults, label: str) -> str:
     if label not in res.labels:
+        arch = ARCHS.get(res.data.get("provenance", {}).get("detector"))
+        if arch and label in method_names() and not get_method(label).applies_to(arch):
+            return "n/a"  # the method does not apply to this detector
         return "not run"
     done, fails = res.seeds(label), res.failures(label)
     if not done:
