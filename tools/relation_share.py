@@ -38,8 +38,9 @@ def parse_args(argv=None):
 def measure(args):
     trainer = Trainer(setup_cfg(args))
     trainer.resume_or_load(resume=False)  # MODEL.WEIGHTS: the run's checkpoint
-    saved = getattr(trainer.checkpointer, "_checkpoint_keys", [])
-    if not any(k.startswith("distill_losses.CSGR.relations.") for k in saved):
+    if not any(
+        k.startswith("distill_losses.CSGR.relations.") for k in trainer.checkpointer.loaded_keys
+    ):
         weights = args.opts[args.opts[::2].index("MODEL.WEIGHTS") * 2 + 1]
         raise ValueError(
             f"relation_share: {weights} holds no CSGR relation block "

@@ -32,8 +32,8 @@ def evaluation_path(output_dir: str, dataset: str) -> str:
 def dataset_identity(dataset: str) -> str:
     """What ``dataset``'s content is known by: its annotation file's path and SHA-256 (COCO
     format), or its folder (PASCAL VOC); the name alone where its metadata names neither. The
-    dataset is loaded once per process and ``$DETECTRON2_DATASETS`` (loading points the
-    metadata's paths at the current root)."""
+    dataset is loaded once per process and dataset root (``$DETECTRON2_DATASETS``): loading is
+    what points the metadata's paths at the current root."""
     return _dataset_identity(dataset, os.environ.get("DETECTRON2_DATASETS", ""))
 
 

@@ -10,7 +10,7 @@ in practice, the squared distance of the normalised maps themselves.
 """
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 from detectron2.utils.events import EventStorage
@@ -98,7 +98,7 @@ def relation_modules(model: nn.Module) -> Dict[str, CrissCrossAttention]:
 
 
 def relation_pairs(
-    model: nn.Module, data: list
+    model: nn.Module, data: list, modules: Optional[Dict[str, CrissCrossAttention]] = None
 ) -> Tuple[Dict[str, Tuple[Side, Side]], Dict[str, torch.Tensor]]:
     """One training forward of ``model`` on ``data``, reading every relation block.
 
@@ -109,12 +109,13 @@ def relation_pairs(
     Args:
         model: a Distiller with CSGR.
         data: a list of Detectron2 dataset dicts, as the train loader yields it.
+        modules: :func:`relation_modules` of ``model``, where the caller has them.
 
     Returns:
         by level, ``((z_t, A_t), (z_s, A_s))``, each (N, C, H, W) float64 (``z`` the block's
         input, ``A`` its output minus its input); and the model's loss dict.
     """
-    modules = relation_modules(model)
+    modules = modules if modules is not None else relation_modules(model)
     calls: Dict[str, List[Side]] = {k: [] for k in modules}
 
     def recorder(level):
@@ -193,7 +194,7 @@ def relation_share(model: nn.Module, batches: Iterable[list]) -> List[RelationSh
     try:
         with torch.no_grad(), EventStorage(0):
             for data in batches:
-                pairs, _ = relation_pairs(model, data)
+                pairs, _ = relation_pairs(model, data, modules)
                 for level, ((z_t, a_t), (z_s, a_s)) in pairs.items():
                     s = sums[level]
                     s["feat"] += z_t.pow(2).sum().item()

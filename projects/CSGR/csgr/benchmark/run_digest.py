@@ -29,12 +29,12 @@ KEYS_ADDED_LATER = {
 
 def _merged_config(run: Run):
     cfg = load_config(run.config_file, ["OUTPUT_DIR", run.output_dir, *run.opts])
+    distils = cfg.MODEL.META_ARCHITECTURE == "Distiller" or bool(run.depends_on)
     for key, (earlier_value, method) in KEYS_ADDED_LATER.items():
         *parents, leaf = key.split(".")
         node = cfg
         for name in parents:
             node = node[name]
-        distils = cfg.MODEL.META_ARCHITECTURE == "Distiller" or bool(run.depends_on)
         if node[leaf] == earlier_value or not distils or method not in cfg.MODEL.DISTILL.METHODS:
             del node[leaf]
     return cfg

@@ -85,12 +85,17 @@ def full_table(res: AccuracyResults) -> str:
 
 
 # a results file's detector (provenance) -> the student meta-architecture
-ARCHS = {"frcnn": "GeneralizedRCNN", "retinanet": "RetinaNet"}
+_ARCH = {"frcnn": "GeneralizedRCNN", "retinanet": "RetinaNet"}
+
+
+def _arch(res: AccuracyResults):
+    """The student meta-architecture of a results file, None where its provenance names none."""
+    return _ARCH.get(res.data.get("provenance", {}).get("detector", ""))
 
 
 def _compact_cell(res: AccuracyResults, label: str) -> str:
     if label not in res.labels:
-        arch = ARCHS.get(res.data.get("provenance", {}).get("detector"))
+        arch = _arch(res)
         if arch and label in method_names() and not get_method(label).applies_to(arch):
             return "n/a"  # the method does not apply to this detector
         return "not run"
@@ -169,12 +174,9 @@ def compact_table(results: List[AccuracyResults], columns: List[str]) -> str:
     return text + (" Not run yet: " + "; ".join(missing) + "." if missing else "")
 
 
-_ARCH = {"frcnn": "GeneralizedRCNN", "retinanet": "RetinaNet"}
-
-
 def _not_run(res: AccuracyResults, column: str) -> str:
     """The registered methods that apply to the file's detector and have no row in it."""
-    arch = _ARCH.get(res.data.get("provenance", {}).get("detector", ""))
+    arch = _arch(res)
     if arch is None:
         return ""
     names = [

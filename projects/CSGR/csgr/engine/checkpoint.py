@@ -127,6 +127,11 @@ class AtomicCheckpointer(DetectionCheckpointer):
         self._checkpoint_keys = saved_keys
         return super()._load_model(checkpoint)
 
+    @property
+    def loaded_keys(self) -> List[str]:
+        """The model keys of the checkpoint loaded last ([] before any)."""
+        return list(getattr(self, "_checkpoint_keys", []))
+
     def load(self, path: str, checkpointables: Optional[List[str]] = None) -> dict:
         """Detectron2's ``load``. Loading every checkpointable (``--resume``) from a checkpoint
         of other distillation methods or modules (the config changed since it was written, e.g.
@@ -139,7 +144,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
             if not is_optimizer_mismatch(e):
                 raise
             keys = self.model.state_dict().keys()
-            saved = getattr(self, "_checkpoint_keys", [])
+            saved = self.loaded_keys
             parts = resume_mismatch(None, distill_methods(self.model), saved, keys)
             message = config_changed_message(path, parts)
             raise ConfigChangedError(f"{message} (PyTorch: {e})") from e
