@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 import portalocker
 
 from ..config import load_config
+from ..engine.checkpoint import atomic_write
 from ..errors import DIVERGED_EXIT_STATUS
 from ..utils.progress import ProgressBoard
 from .accuracy_runs import Run
@@ -155,8 +156,7 @@ def _run_or_reuse_locked(run, digests, reuse, log, threads, progress, dataset):
         metrics = final_metrics(run.output_dir, dataset)
         if same_config and metrics is not None:
             if stamp["config_sha256"] != digest:  # an earlier digest: stamp today's
-                with open(stamp_path, "w") as f:
-                    json.dump({**stamp, "config_sha256": digest}, f)
+                _write_stamp(stamp_path, {**stamp, "config_sha256": digest})
             log(f"[{run.name}] reusing {run.output_dir}")
             _finish(progress, run, metrics, "reused")
             return metrics, float(stamp.get("seconds", float("nan"))), True
@@ -170,10 +170,8 @@ def _run_or_reuse_locked(run, digests, reuse, log, threads, progress, dataset):
         diverged = isinstance(e, RunDivergedError)
         _finish(progress, run, None, "diverged" if diverged else "failed")
         if diverged:
-            with open(stamp_path, "w") as f:
-                json.dump(
-                    {"config_sha256": digest, "command": run.command(), "diverged": str(e)}, f
-                )
+            stamp = {"config_sha256": digest, "command": run.command(), "diverged": str(e)}
+            _write_stamp(stamp_path, stamp)
         raise
     metrics = final_metrics(run.output_dir, dataset)
     if metrics is None:
@@ -183,10 +181,16 @@ def _run_or_reuse_locked(run, digests, reuse, log, threads, progress, dataset):
             f"[{run.name}] wrote no bbox evaluation{of} to {run.output_dir}/metrics.json"
         )
     _finish(progress, run, metrics, "done")
-    with open(stamp_path, "w") as f:
-        json.dump({"config_sha256": digest, "command": run.command(), "seconds": seconds}, f)
+    _write_stamp(
+        stamp_path, {"config_sha256": digest, "command": run.command(), "seconds": seconds}
+    )
     log(f"[{run.name}] done in {seconds / 60:.1f} min: AP {metrics['AP']:.2f}")
     return metrics, seconds, False
+
+
+def _write_stamp(path: str, stamp: dict) -> None:
+    """Write a run's stamp whole or not at all (an interrupted write leaves the old one)."""
+    atomic_write(path, lambda f: f.write(json.dumps(stamp).encode()))
 
 
 def _finish(progress, run: Run, metrics, state: str) -> None:
