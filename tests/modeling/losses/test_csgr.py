@@ -10,7 +10,11 @@ from detectron2.structures import Boxes, Instances
 
 from csgr.config import add_csgr_config
 from csgr.modeling.losses import DISTILL_LOSS_REGISTRY, CSGRLoss, DistillBatch
-from csgr.modeling.losses.csgr import assign_box_levels, box_category_attention
+from csgr.modeling.losses.csgr import (
+    assign_box_levels,
+    box_category_attention,
+    normalize_per_channel,
+)
 
 SIZES = {"p3": (8, 12), "p4": (4, 6)}
 
@@ -465,3 +469,32 @@ def test_builder_reads_category_min_cells():
     cfg.MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS = -1
     with pytest.raises(ValueError, match=r"MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS must be >= 0"):
         build(cfg, shapes(16), shapes(16))
+
+
+def test_relation_level_mean_averages_each_level():
+    # With gamma = 0 the relation block is the identity, so per level the published term is
+    # sum((z_t - z_s)^2) / N = C * H * W * mean, and the averaged one is the mean itself: each
+    # level weighs the same, whatever its size. Float64, so the sums are exact to ~1e-15.
+    teacher = {k: v.double() for k, v in features(4, seed=1).items()}
+    student = {k: v.double() for k, v in features(4, seed=2).items()}
+    means = [
+        (normalize_per_channel(teacher[k]) - normalize_per_channel(student[k])).pow(2).mean().item()
+        for k in SIZES
+    ]
+    out = {}
+    for level_mean in (False, True):
+        loss = make_loss(cs=4, ct=4, cat_weight=0.0, rel_weight=1.0, rel_level_mean=level_mean)
+        out[level_mean] = loss.double()(DistillBatch(student, teacher))["loss_csgr_rel"].item()
+    assert out[True] == pytest.approx(sum(means), rel=1e-12)
+    cells = [4 * h * w for h, w in SIZES.values()]  # C * H * W: 384 and 96
+    assert out[False] == pytest.approx(sum(m * c for m, c in zip(means, cells)), rel=1e-12)
+
+
+def test_builder_reads_rel_level_mean():
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    build = DISTILL_LOSS_REGISTRY.get("CSGR").build
+    assert cfg.MODEL.DISTILL.CSGR.REL_LEVEL_MEAN is False  # published
+    assert build(cfg, shapes(8), shapes(8)).rel_level_mean is False
+    cfg.MODEL.DISTILL.CSGR.REL_LEVEL_MEAN = True
+    assert build(cfg, shapes(8), shapes(8)).rel_level_mean is True

@@ -145,7 +145,11 @@ class CSGRLoss(DistillLoss):
       compared where it covers many cells rather than on the coarse maps where it covers a few.
     * ``loss_csgr_rel = rel_weight * sum_rel_levels ||CCA(F_t) - CCA(F_s)||^2 / N``, with one
       :class:`CrissCrossAttention` per level shared by teacher and student. Its ``gamma`` starts
-      at 0, so at first the term compares the normalised maps themselves.
+      at 0, so at first the term compares the normalised maps themselves. The sum over channels
+      and cells makes the term's strength grow with the input size (a level of H x W cells
+      weighs ``C * H * W`` times its mean squared difference); with ``rel_level_mean`` each level's
+      squared differences are averaged over (N, C, H, W) instead, so every level weighs the same,
+      as in PKD: ``rel_weight * sum_rel_levels mean((CCA(F_t) - CCA(F_s))^2)``.
 
     Gradients reach the student features and the module's parameters, never the teacher
     features. Everything is computed in float32 (float64 for float64 inputs) with autocast
@@ -172,6 +176,8 @@ class CSGRLoss(DistillLoss):
             none. The per-channel statistics of a map of a few cells are those of a handful of
             values, whose small std multiplies that level's pull on the student. With
             ``"gt_level"`` the boxes assigned to a skipped level are not compared.
+        rel_level_mean: average each relation level's squared differences over (N, C, H, W)
+            rather than summing them over (C, H, W) per image (False, published).
     """
 
     REQUIRES = frozenset({"features"})
@@ -192,6 +198,7 @@ class CSGRLoss(DistillLoss):
         relation_init: str = "kaiming",
         category_attention: str = "learned",
         category_min_cells: int = 0,
+        rel_level_mean: bool = False,
     ):
         super().__init__()
         if category_min_cells < 0:
@@ -219,6 +226,7 @@ class CSGRLoss(DistillLoss):
         )
         self.category_attention = category_attention
         self.category_min_cells = category_min_cells
+        self.rel_level_mean = rel_level_mean
         learned = category_attention == "learned"
         self.classifiers = nn.ModuleDict(
             {
@@ -300,7 +308,10 @@ class CSGRLoss(DistillLoss):
                 if k in self.relations:
                     relation = self.relations[k]
                     diff = relation(teacher) - relation(student)
-                    loss_rel = loss_rel + diff.pow(2).sum() / n
+                    if self.rel_level_mean:
+                        loss_rel = loss_rel + diff.pow(2).mean()
+                    else:
+                        loss_rel = loss_rel + diff.pow(2).sum() / n
         return {
             "loss_csgr_cat": self.cat_weight * loss_cat,
             "loss_csgr_rel": self.rel_weight * loss_rel,
@@ -357,6 +368,12 @@ class CSGR(DistillMethod):
         # than this many cells, H x W: 64 keeps p2-p4 of 128 px images and p2-p5 of 320 px ones.
         # 0 (published): every level of IN_FEATURES. The relation term is not affected.
         _C.CATEGORY_MIN_CELLS = 0
+        # How the relation term adds up each level's squared differences: False (published)
+        # sums them over channels and cells (per image), so a level weighs C x H x W times its
+        # mean and the term grows with the input size; True averages them over images, channels
+        # and cells, so every level weighs the same whatever its size (as PKD). REL_WEIGHT then
+        # weighs a mean: PKD's published per-level weights are 3 (Faster R-CNN), 5 (RetinaNet).
+        _C.REL_LEVEL_MEAN = False
 
     @classmethod
     def build(cls, cfg, student_shapes, teacher_shapes) -> CSGRLoss:
@@ -405,4 +422,5 @@ class CSGR(DistillMethod):
             relation_init=csgr_cfg.RELATION_INIT,
             category_attention=csgr_cfg.CATEGORY_ATTENTION,
             category_min_cells=csgr_cfg.CATEGORY_MIN_CELLS,
+            rel_level_mean=csgr_cfg.REL_LEVEL_MEAN,
         )
