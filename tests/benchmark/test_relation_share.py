@@ -15,7 +15,7 @@ from csgr.benchmark.relation_share import (
     relation_share,
     shares_from_sums,
 )
-from csgr.modeling.losses.csgr import normalize_per_channel
+from csgr.modeling.losses.csgr_category import normalize_per_channel
 
 
 def test_shares_from_sums_known_values():

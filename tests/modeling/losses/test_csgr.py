@@ -10,7 +10,7 @@ from detectron2.structures import Boxes, Instances
 
 from csgr.config import add_csgr_config
 from csgr.modeling.losses import DISTILL_LOSS_REGISTRY, CSGRLoss, DistillBatch
-from csgr.modeling.losses.csgr import (
+from csgr.modeling.losses.csgr_category import (
     assign_box_levels,
     box_category_attention,
     normalize_per_channel,

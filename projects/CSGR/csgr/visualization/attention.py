@@ -27,7 +27,8 @@ from torch import nn
 
 from ..layers import CrissCrossAttention, criss_cross_aggregate
 from ..modeling.losses import DistillBatch
-from ..modeling.losses.csgr import CSGRLoss, normalize_per_channel
+from ..modeling.losses.csgr import CSGRLoss
+from ..modeling.losses.csgr_category import normalize_per_channel
 from ..modeling.losses.feature_pairs import feature_pairs
 from .drawing import imwrite, map_to_image, mark_pixel, overlay_heatmap, side_by_side
 
