@@ -142,6 +142,26 @@ def test_accuracy_report_writes_a_file_the_renderer_takes(tmp_path):
     assert "- PCD: not run (RetinaNet only)" in table
 
 
+def test_per_seed_values_are_in_seed_order_past_nine():
+    # Seeds 9, 10, 11 in run order 10, 11, 9: the cell lists them 9, 10, 11 (not as strings,
+    # where "10" < "9"), a diverged seed in its place.
+    metrics = dict(AP50=1.0, AP75=1.0, APs=1.0, APm=1.0, APl=1.0)
+    data = {
+        "results": {
+            "baseline": [{**metrics, "AP": ap} for ap in (10.0, 11.0, 9.0)],
+            "CSGR": [{**metrics, "AP": ap} for ap in (20.0, 19.0)],
+        },
+        "seeds": {"baseline": [10, 11, 9], "CSGR": [11, 9]},
+        "failed": {"CSGR seed 10": "[CSGR seed 10] diverged (exit 3) ... at iteration 7"},
+        "provenance": {"seeds": [9, 10, 11]},
+    }
+    rows = {
+        line.split("|")[1].strip(): line for line in full_table(AccuracyResults(data)).splitlines()
+    }
+    assert "| 9.00, 10.00, 11.00 " in rows["baseline"]
+    assert "| 19.00, diverged at it 7, 20.00 " in rows["CSGR"]
+
+
 def test_compact_table_says_which_methods_do_not_apply_to_a_detector(tmp_path):
     from csgr.docs_render.accuracy_tables import compact_table
 

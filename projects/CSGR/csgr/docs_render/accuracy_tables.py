@@ -40,6 +40,11 @@ def _seeds_cell(res: AccuracyResults, label: str) -> str:
     return cell
 
 
+def _seed_order(seed) -> tuple:
+    """Sort key of a seed: integers by value (9 before 10), then unknown (string) seeds."""
+    return (0, seed, "") if isinstance(seed, int) else (1, 0, str(seed))
+
+
 def _per_seed_cell(res: AccuracyResults, label: str) -> str:
     values = res.per_seed(label)
     fails = res.failures(label)
@@ -50,7 +55,7 @@ def _per_seed_cell(res: AccuracyResults, label: str) -> str:
     cells.update({s: divergence(w) for s, w in fails.items()})
     if len(cells) < 2:
         return ""
-    return ", ".join(cells[s] for s in sorted(cells, key=str))
+    return ", ".join(cells[s] for s in sorted(cells, key=_seed_order))
 
 
 def _factor_cell(res: AccuracyResults, label: str) -> str:
@@ -71,7 +76,8 @@ def full_table(res: AccuracyResults) -> str:
         if not res.seeds(label):
             fails = res.failures(label)
             its = ", ".join(
-                divergence(fails[s]).replace("diverged at it ", "") for s in sorted(fails, key=str)
+                divergence(fails[s]).replace("diverged at it ", "")
+                for s in sorted(fails, key=_seed_order)
             )
             row += [f"diverged on every seed (iterations {its})"] + [""] * (len(metrics) + 1)
         else:
