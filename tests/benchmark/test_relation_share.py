@@ -28,6 +28,10 @@ def test_shares_from_sums_known_values():
     assert p3.loss_ratio == 9.0 / 16.0 and p3.correlation == -0.75
     assert p3.line() == "| p3 | +0.2500 | 0.750 | 0.5000 | 0.5000 | 0.5625 | -0.750 |"
     assert (p4.attention_of_difference, p4.loss_ratio, p4.correlation) == (0.0, 1.0, 0.0)
+    # A loss averaged per level: p3 holds 3x the elements, so its part is 3 / (3 + 3).
+    sums["p3"]["count"], sums["p4"]["count"] = 3.0, 1.0
+    p3, p4 = shares_from_sums(sums, {"p3": 0.25, "p4": 0.0}, level_mean=True)
+    assert (p3.term_share, p4.term_share) == (0.5, 0.5)
 
 
 def _set_gamma(model, value):

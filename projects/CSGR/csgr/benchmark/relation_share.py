@@ -39,7 +39,8 @@ class RelationShare:
         level: FPN level name.
         gamma: the block's ``gamma``.
         term_share: the level's part of the relation term, ``||CCA(z_t) - CCA(z_s)||^2`` over
-            its sum over the levels.
+            its sum over the levels (each divided by the level's element count first, for a
+            loss with ``rel_level_mean``).
         attention_of_features: ``||A_t|| / ||z_t||``, ``A = CCA(z) - z`` the attention's part.
         attention_of_difference: ``||A_t - A_s|| / ||z_t - z_s||``.
         loss_ratio: ``||CCA(z_t) - CCA(z_s)||^2 / ||z_t - z_s||^2``, the term with its attention
@@ -141,20 +142,24 @@ def relation_pairs(
 
 
 def shares_from_sums(
-    sums: Dict[str, Dict[str, float]], gammas: Dict[str, float]
+    sums: Dict[str, Dict[str, float]], gammas: Dict[str, float], level_mean: bool = False
 ) -> List[RelationShare]:
     """Ratios from the accumulated squared norms of each level.
 
     Args:
         sums: by level, ``feat`` ``||z_t||^2``, ``att`` ``||A_t||^2``, ``diff``
             ``||z_t - z_s||^2``, ``att_diff`` ``||A_t - A_s||^2``, ``out_diff``
-            ``||CCA(z_t) - CCA(z_s)||^2``, ``dot`` ``<A_t - A_s, z_t - z_s>``.
+            ``||CCA(z_t) - CCA(z_s)||^2``, ``dot`` ``<A_t - A_s, z_t - z_s>``; with
+            ``level_mean`` also ``count``, the elements of ``z_t`` summed over.
         gammas: by level, the block's ``gamma``.
+        level_mean: the loss averages each level (``CSGRLoss.rel_level_mean``): a level's part
+            of the term is its ``out_diff / count``.
 
     Returns:
         one :class:`RelationShare` per level of ``sums``, in its order.
     """
-    total = max(sum(s["out_diff"] for s in sums.values()), 1e-30)
+    term = {k: s["out_diff"] / s["count"] if level_mean else s["out_diff"] for k, s in sums.items()}
+    total = max(sum(term.values()), 1e-30)
     out = []
     for level, s in sums.items():
         feat, diff = max(s["feat"], 1e-30), max(s["diff"], 1e-30)
@@ -162,7 +167,7 @@ def shares_from_sums(
             RelationShare(
                 level,
                 gammas[level],
-                s["out_diff"] / total,
+                term[level] / total,
                 (s["att"] / feat) ** 0.5,
                 (s["att_diff"] / diff) ** 0.5,
                 s["out_diff"] / diff,
@@ -187,7 +192,7 @@ def relation_share(model: nn.Module, batches: Iterable[list]) -> List[RelationSh
         one :class:`RelationShare` per relation level, in the loss's order.
     """
     modules = relation_modules(model)
-    keys = ("feat", "att", "diff", "att_diff", "out_diff", "dot")
+    keys = ("feat", "att", "diff", "att_diff", "out_diff", "dot", "count")
     sums = {k: dict.fromkeys(keys, 0.0) for k in modules}
     was_training = model.training
     model.train()
@@ -203,7 +208,9 @@ def relation_share(model: nn.Module, batches: Iterable[list]) -> List[RelationSh
                     s["att_diff"] += (a_t - a_s).pow(2).sum().item()
                     s["out_diff"] += (z_t + a_t - z_s - a_s).pow(2).sum().item()
                     s["dot"] += ((a_t - a_s) * (z_t - z_s)).sum().item()
+                    s["count"] += z_t.numel()
     finally:
         model.train(was_training)
     gammas = {k: float(m.gamma.detach().item()) for k, m in modules.items()}
-    return shares_from_sums(sums, gammas)
+    level_mean = model.distill_losses["CSGR"].rel_level_mean
+    return shares_from_sums(sums, gammas, level_mean)
