@@ -22,6 +22,7 @@ import csgr  # noqa: F401
 from csgr.engine.user_modules import import_user_module
 from csgr.evaluation import build_evaluator
 
+
 def _labelme_template() -> str:
     """The python block of docs/WORKFLOW.md that registers labelme's output."""
     with open(os.path.join(ROOT, "docs", "WORKFLOW.md")) as f:
