@@ -4,6 +4,7 @@ The code lives under projects/CSGR, as for Detectron2's own projects. Dependenci
 requirements.txt and installed by tools/bootstrap.sh; Detectron2 is resolved by
 tools/install_detectron2.py, so it is deliberately not listed in install_requires.
 """
+
 from setuptools import find_packages, setup
 
 setup(
