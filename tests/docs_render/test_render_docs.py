@@ -184,6 +184,8 @@ def test_compact_table_says_which_methods_do_not_apply_to_a_detector(tmp_path):
     assert rows["DKD"] == ["9.00 ± 1.41 (-5.00)", "n/a"]  # ROI logits: no RetinaNet
     assert rows["PCD"] == ["n/a", "9.00 ± 1.41 (-5.00)"]  # RetinaNet head: no Faster R-CNN
     assert rows["PKD"] == ["9.00 ± 1.41 (-5.00)", "not run"]  # applies, was not run
+    # no published CSGR row in either file: no "where CSGR loses" sentence with empty clauses
+    assert "Where CSGR loses" not in compact_table(files, ["Faster R-CNN", "RetinaNet"])
 
 
 def test_generic_tables_render_their_lines():

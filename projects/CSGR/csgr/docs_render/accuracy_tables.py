@@ -117,6 +117,7 @@ def _compact_cell(res: AccuracyResults, label: str) -> str:
 
 
 def _loses_line(res: AccuracyResults, column: str) -> str:
+    """Where the published (and calibrated) CSGR rows of one file lose; "" if it has neither."""
     parts = []
     for suffix, mode in (("", "published"), (CALIBRATED, "calibrated")):
         csgr = "CSGR" + suffix
@@ -137,7 +138,7 @@ def _loses_line(res: AccuracyResults, column: str) -> str:
             above.insert(0, ("the baseline", res.mean("baseline")))
         names = ", ".join(f"{n} {v:.2f}" for n, v in sorted(above, key=lambda x: -x[1]))
         parts.append(f"{mode} {mine:.2f}, below {names}" if names else f"{mode} {mine:.2f}, best")
-    return f"{column}: " + "; ".join(parts)
+    return f"{column}: " + "; ".join(parts) if parts else ""
 
 
 def compact_table(results: List[AccuracyResults], columns: List[str]) -> str:
@@ -173,8 +174,8 @@ def compact_table(results: List[AccuracyResults], columns: List[str]) -> str:
                 row.append(_compact_cell(res, other) if other in res.labels else "")
         rows.append(row)
     table = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
-    lines = [_loses_line(res, column) for res, column in zip(results, columns)]
-    text = table + "\n\nWhere CSGR loses (mean AP): " + ". ".join(lines) + "."
+    lines = [line for line in map(_loses_line, results, columns) if line]
+    text = table + ("\n\nWhere CSGR loses (mean AP): " + ". ".join(lines) + "." if lines else "")
     missing = [_not_run(res, column) for res, column in zip(results, columns)]
     missing = [m for m in missing if m]
     return text + (" Not run yet: " + "; ".join(missing) + "." if missing else "")
