@@ -186,6 +186,11 @@ def test_compact_table_says_which_methods_do_not_apply_to_a_detector(tmp_path):
     assert rows["PKD"] == ["9.00 ± 1.41 (-5.00)", "not run"]  # applies, was not run
     # no published CSGR row in either file: no "where CSGR loses" sentence with empty clauses
     assert "Where CSGR loses" not in compact_table(files, ["Faster R-CNN", "RetinaNet"])
+    # a row named differently by the two files carries both names
+    files[0].display["labels"] = {"baseline": "baseline R18"}
+    files[1].display["labels"] = {"baseline": "baseline R50"}
+    table = compact_table(files, ["Faster R-CNN", "RetinaNet"])
+    assert "| baseline R18 / baseline R50 " in table
 
 
 def test_generic_tables_render_their_lines():

@@ -166,7 +166,8 @@ def compact_table(results: List[AccuracyResults], columns: List[str]) -> str:
             headers.append(f"{column}: calibrated")
     rows = []
     for label in labels:
-        row = [next((r.name(label) for r in results if label in r.labels), label)]
+        names = [r.name(label) for r in results if label in r.labels]
+        row = [" / ".join(dict.fromkeys(names))]  # each file's own name, once
         for res, calib in zip(results, calibrated):
             row.append(_compact_cell(res, label))
             if calib:
