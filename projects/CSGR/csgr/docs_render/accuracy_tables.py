@@ -138,7 +138,7 @@ def _loses_line(res: AccuracyResults, column: str) -> str:
             above.insert(0, ("the baseline", res.mean("baseline")))
         names = ", ".join(f"{n} {v:.2f}" for n, v in sorted(above, key=lambda x: -x[1]))
         parts.append(f"{mode} {mine:.2f}, below {names}" if names else f"{mode} {mine:.2f}, best")
-    return f"{column}: " + "; ".join(parts) if parts else ""
+    return (f"{column}: " + "; ".join(parts)) if parts else ""
 
 
 def compact_table(results: List[AccuracyResults], columns: List[str]) -> str:
