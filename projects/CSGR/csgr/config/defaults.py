@@ -92,4 +92,13 @@ def _distill_defaults() -> CN:
     _D.LOSS_SCALE.TARGET = 1.0
     # Calibrated mode: iterations measured before the factors are fixed (>= 1).
     _D.LOSS_SCALE.WARMUP_ITERS = 20
+
+    # When the distillation terms act (csgr/modeling/distill_schedule.py): their factor is 0 before
+    # START_ITER, then rises linearly to 1 over RAMP_ITERS iterations (after any loss scale),
+    # logged as distill_weight. The defaults (0, 0) distil from the first iteration, as published.
+    _D.SCHEDULE = CN()
+    # First iteration whose terms act; -1: at the end of the LR warm-up (SOLVER.WARMUP_ITERS).
+    _D.SCHEDULE.START_ITER = 0
+    # Iterations of the linear ramp from START_ITER (0: full weight at once).
+    _D.SCHEDULE.RAMP_ITERS = 0
     return _D

@@ -12,6 +12,7 @@ from torch import nn
 
 from ...config import num_classes
 from ..build import build_detector
+from ..distill_schedule import DistillSchedule
 from ..loss_scale import SCALAR_PREFIX, LossScale
 from ..losses.base import DistillBatch, DistillLoss, get_method
 from ..recorders import StudentRecorder, TeacherRecorder, check_head_requirements
@@ -75,6 +76,7 @@ class Distiller(nn.Module):
         losses: Dict[str, DistillLoss],
         head_hints: Optional[Dict[str, str]] = None,
         loss_scale: Optional[LossScale] = None,
+        schedule: Optional[DistillSchedule] = None,
     ):
         """
         Args:
@@ -86,12 +88,15 @@ class Distiller(nn.Module):
             head_hints: per method, text added to the error when a needed head is missing.
             loss_scale: per-method factors of a calibrated loss scale (None: the terms as the
                 methods weight them); its state is saved in checkpoints as ``loss_scale.*``.
+            schedule: the factor on the terms by training iteration (None: 1 throughout); it reads
+                the trainer's ``EventStorage.iter``.
         """
         super().__init__()
         self.student = student
         self._teacher = [teacher]
         self.distill_losses = nn.ModuleDict(losses)
         self.loss_scale = loss_scale
+        self.schedule = schedule
         requires = set().union(*(m.REQUIRES for m in losses.values())) if losses else set()
         check_head_requirements(
             {k: m.REQUIRES for k, m in losses.items()}, student, teacher, head_hints
@@ -134,12 +139,17 @@ class Distiller(nn.Module):
         loss_scale = None
         if scale.MODE != "published" and losses:
             loss_scale = LossScale(list(losses), scale.MODE, scale.TARGET, scale.WARMUP_ITERS)
+        sched = cfg.MODEL.DISTILL.SCHEDULE
+        schedule = DistillSchedule.from_settings(
+            sched.START_ITER, sched.RAMP_ITERS, cfg.SOLVER.WARMUP_ITERS
+        )
         return {
             "student": student,
             "teacher": teacher,
             "losses": losses,
             "head_hints": hints,
             "loss_scale": loss_scale,
+            "schedule": schedule if losses else None,
         }
 
     @property
@@ -274,8 +284,9 @@ class Distiller(nn.Module):
         if not self.training or not self.distill_losses:
             return self.student(batched_inputs)
         losses, batch = self.distill_batch(batched_inputs)
+        weight = 1.0 if self.schedule is None else self.schedule.current_factor()
         for k, v in self.distill_loss_terms(batch, detection=losses).items():
             if k in losses:
                 raise KeyError(f"distillation term {k!r} is already one of the student's losses")
-            losses[k] = v
+            losses[k] = v if weight == 1.0 else v * weight
         return losses
