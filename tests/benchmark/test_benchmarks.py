@@ -392,6 +392,7 @@ def _digest_before_later_keys(run, teacher):
     for key in KEYS_ADDED_LATER:
         *parents, leaf = key.split(".")
         del functools.reduce(lambda node, name: node[name], parents, cfg)[leaf]
+    del cfg.MODEL.DISTILL["SCHEDULE"]  # added with its keys
     digest = hashlib.sha256(cfg.dump().encode())
     digest.update(teacher.read_bytes())
     return digest.hexdigest()
@@ -635,3 +636,28 @@ def test_teacher_weights_name_the_users_file_from_any_folder(tmp_path, monkeypat
     )
     csgr = next(r for r in students if r.label == "CSGR")
     assert csgr.depends_on == os.path.join(ROOT, relative) and csgr.cwd == ROOT
+
+
+def test_config_digest_of_the_distillation_schedule(tmp_path):
+    """MODEL.DISTILL.SCHEDULE reaches every distilling run, whatever its method, and no teacher
+    or baseline; at its default (distil from the first iteration) every run digests as before."""
+    from csgr.benchmark.accuracy_runs import plan_runs
+    from csgr.benchmark.run_digest import config_digest, config_digests
+
+    def runs(*opts):
+        teacher, students, _ = plan_runs(
+            "frcnn", ["CSGR", "PKD"], [1], str(tmp_path), ROOT, extra_opts=opts
+        )
+        return {"teacher": teacher, **{r.label: r for r in students}}
+
+    weights = tmp_path / "frcnn" / "teacher" / "seed1" / "model_final.pth"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"the teacher's weights: part of every student's digest")
+    default, late = runs(), runs("MODEL.DISTILL.SCHEDULE.START_ITER", "-1")
+    for label in ("teacher", "baseline"):
+        assert config_digest(default[label]) == config_digest(late[label])
+    for label in ("CSGR", "PKD"):
+        assert config_digest(default[label]) != config_digest(late[label])
+        assert (
+            _digest_before_later_keys(default[label], weights) == config_digests(default[label])[1]
+        )

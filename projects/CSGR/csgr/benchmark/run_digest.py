@@ -13,18 +13,21 @@ from typing import List
 from ..config import load_config
 from .accuracy_runs import Run
 
-__all__ = ["KEYS_ADDED_LATER", "config_digest", "config_digests"]
+__all__ = ["KEYS_ADDED_LATER", "config_digest", "config_digests", "remove_empty_nodes"]
 
 # Config keys added after runs were first stamped: key -> (the value those earlier runs computed
-# with, the distillation method that reads the key). A merged config holding that value, or not
-# running that method (a teacher or baseline runs none), digests as if the key
-# did not exist, so the earlier stamps still match; otherwise the key is part of the digest (and
-# the run trains anew).
+# with, the distillation method that reads the key, or None where every method does). A merged
+# config holding that value, or not running that method (a teacher or baseline runs none),
+# digests as if the key did not exist (and a node left empty by that, as if the node did not), so
+# the earlier stamps still match; otherwise the key is part of the digest (and the run trains
+# anew).
 KEYS_ADDED_LATER = {
     "MODEL.DISTILL.PCD.QUALITY_ANCHORS": ("all", "PCD"),
     "MODEL.DISTILL.CSGR.CATEGORY_ATTENTION": ("learned", "CSGR"),
     "MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS": (0, "CSGR"),
     "MODEL.DISTILL.CSGR.REL_LEVEL_MEAN": (False, "CSGR"),
+    "MODEL.DISTILL.SCHEDULE.START_ITER": (0, None),
+    "MODEL.DISTILL.SCHEDULE.RAMP_ITERS": (0, None),
 }
 
 
@@ -33,12 +36,23 @@ def _merged_config(run: Run):
     distils = cfg.MODEL.META_ARCHITECTURE == "Distiller" or bool(run.depends_on)
     for key, (earlier_value, method) in KEYS_ADDED_LATER.items():
         *parents, leaf = key.split(".")
-        node = cfg
+        nodes = [cfg]
         for name in parents:
-            node = node[name]
-        if node[leaf] == earlier_value or not distils or method not in cfg.MODEL.DISTILL.METHODS:
-            del node[leaf]
+            nodes.append(nodes[-1][name])
+        runs_method = method is None or method in cfg.MODEL.DISTILL.METHODS
+        if nodes[-1][leaf] == earlier_value or not distils or not runs_method:
+            del nodes[-1][leaf]
+            remove_empty_nodes(nodes, parents)
     return cfg
+
+
+def remove_empty_nodes(nodes: list, names: List[str]) -> None:
+    """Delete ``nodes[i + 1]`` (``nodes[i][names[i]]``) from its parent where it is empty,
+    innermost first."""
+    for i in range(len(names) - 1, -1, -1):
+        if len(nodes[i + 1]):
+            return
+        del nodes[i][names[i]]
 
 
 def _digests(dumps: List[str], run: Run) -> List[str]:
