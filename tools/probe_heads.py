@@ -10,15 +10,24 @@ is not built): the share of ground-truth boxes some top-K proposal overlaps (IoU
 box classifier's accuracy on the ground-truth boxes pooled as ROIs, the share it calls
 background, the mean probability of the true class; then, from its metrics.json, the
 ``fast_rcnn/false_negative`` (foreground ROIs called background) and ``fast_rcnn/fg_cls_accuracy``
-of training every --every iterations (see csgr/benchmark/head_probe.py).
+of training every --every iterations (see csgr/benchmark/head_probe.py). --output writes both
+as the docs' results file (docs/results/<name>.json, rendered by tools/render_docs.py).
 """
 
 import argparse
+import json
+import os
 import shlex
 import sys
 
 import csgr  # noqa: F401  registers the Distiller, the losses and the datasets
-from csgr.benchmark.head_probe import load_trained_detector, plateau_trace, probe_heads
+from csgr.benchmark.head_probe import (
+    load_trained_detector,
+    plateau_trace,
+    probe_heads,
+    probe_tables,
+)
+from csgr.benchmark.provenance import provenance
 from csgr.engine.user_modules import import_user_modules
 from csgr.errors import one_line_errors
 
@@ -30,6 +39,7 @@ def parse_args(argv=None):
     parser.add_argument("--images", type=int, default=200, help="images probed (default 200)")
     parser.add_argument("--top-k", type=int, default=100, help="proposals counted per image")
     parser.add_argument("--every", type=int, default=100, help="training metrics every N its")
+    parser.add_argument("--output", metavar="JSON", help="also write the tables to this file")
     parser.add_argument(
         "--register", action="append", default=[], help="module registering datasets (.py/name)"
     )
@@ -38,9 +48,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    print("python tools/probe_heads.py " + shlex.join(sys.argv[1:] if argv is None else argv))
+    command = "python tools/probe_heads.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    print(command)
     import_user_modules(args.register)
-    results = {}
+    results, traces = {}, {}
     for run in args.runs:
         detector, cfg = load_trained_detector(run)
         probe = probe_heads(detector, cfg, args.dataset, args.images, args.top_k)
@@ -49,9 +60,19 @@ def main(argv=None):
         print(
             f"{run}: {probe.objects} objects in {probe.images} images of {args.dataset}: {shares}"
         )
-        for row in plateau_trace(run, args.every):
+        traces[run] = plateau_trace(run, args.every)
+        for row in traces[run]:
             metrics = "  ".join(f"{k} {v:.3f}" for k, v in row.items() if k != "iteration")
             print(f"    it {row['iteration']}  {metrics}")
+    if args.output:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        data = {
+            "provenance": provenance(root, command, dataset=args.dataset, images=args.images),
+            "tables": probe_tables(results, traces),
+        }
+        with open(args.output, "w") as f:
+            json.dump(data, f, indent=1)
+        print(f"wrote {args.output}")
     return results
 
 

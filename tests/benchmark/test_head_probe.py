@@ -100,11 +100,22 @@ def test_tool_probes_a_distilled_run_folder(shapes, capsys):
     metrics = [{"iteration": i, "loss_cls": 0.5, "fast_rcnn/false_negative": 1.0} for i in range(4)]
     (run / "metrics.json").write_text("\n".join(json.dumps(m) for m in metrics))
 
+    output = tmp_path / "probe.json"
     results = load_tool("probe_heads").main(
-        [str(run), "--dataset", "csgr_shapes_val", "--every", "2"]
+        [str(run), "--dataset", "csgr_shapes_val", "--every", "2", "--output", str(output)]
     )
     out = capsys.readouterr().out
     assert results[str(run)]["background"] == 1.0  # the student's weights were loaded
     assert f"{len(gt)} objects in 6 images of csgr_shapes_val" in out
     assert "    it 1  fast_rcnn/false_negative 1.000  loss_cls 0.500" in out
     assert "    it 3  " in out
+    data = json.loads(output.read_text())
+    assert data["provenance"]["command"].startswith("python tools/probe_heads.py ")
+    probe, plateau = data["tables"]
+    assert probe["columns"][:2] == ["run", "recall@0.5"]
+    assert (
+        probe["rows"][0][0] == str(run)
+        and probe["rows"][0][probe["columns"].index("background")] == "1.000"
+    )
+    assert plateau["columns"] == ["run", "iteration", "fast_rcnn/false_negative", "loss_cls"]
+    assert [r[1] for r in plateau["rows"]] == ["1", "3"]

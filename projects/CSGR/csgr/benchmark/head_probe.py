@@ -30,6 +30,7 @@ __all__ = [
     "load_trained_detector",
     "probe_heads",
     "plateau_trace",
+    "probe_tables",
 ]
 
 PLATEAU_METRICS = ("fast_rcnn/false_negative", "fast_rcnn/fg_cls_accuracy", "loss_cls")
@@ -180,3 +181,30 @@ def plateau_trace(
         raise ValueError(f"{path}: no training metrics ({', '.join(keys)})")
     kept = [r for r in rows if (r["iteration"] + 1) % every == 0]
     return kept if kept and kept[-1] is rows[-1] else kept + [rows[-1]]
+
+
+def probe_tables(summaries: Dict[str, Dict[str, float]], traces: Dict[str, list]) -> List[dict]:
+    """The probe's two tables in the docs' generic results format (``columns``, ``rows``): one
+    row per run of :meth:`HeadProbe.summary`, and one row per run and traced iteration.
+
+    Args:
+        summaries: by run folder, its probe summary (same keys for every run).
+        traces: by run folder, its :func:`plateau_trace` rows.
+    """
+    keys = list(next(iter(summaries.values())))
+    probe = {
+        "title": "the final students on the ground truth",
+        "columns": ["run", *keys],
+        "rows": [[run, *(f"{s[k]:.3f}" for k in keys)] for run, s in summaries.items()],
+    }
+    metrics = [k for k in PLATEAU_METRICS if any(k in r for rows in traces.values() for r in rows)]
+    plateau = {
+        "title": "training (metrics.json)",
+        "columns": ["run", "iteration", *metrics],
+        "rows": [
+            [run, str(r["iteration"]), *(f"{r[k]:.3f}" if k in r else "" for k in metrics)]
+            for run, rows in traces.items()
+            for r in rows
+        ],
+    }
+    return [probe, plateau]
