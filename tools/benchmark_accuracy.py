@@ -111,10 +111,11 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--methods",
-        nargs="+",
+        nargs="*",
         choices=method_names(),
         metavar="METHOD",
-        help="default: every method that applies to the student's detector",
+        help="default: every method that applies to the student's detector; none (the bare "
+        "option): only the baseline and the --variant rows",
     )
     parser.add_argument(
         "--variant",
@@ -187,7 +188,8 @@ def parse_args(argv=None):
         args.output = args.output or os.path.join(ROOT, "output", args.suite)
         args.out_dir = os.path.join(os.path.abspath(args.output), args.detector)
     args.teacher_weights = teacher_weights_for_runs(args.teacher_weights, args.spec.cwd)
-    args.methods = args.methods or applicable_methods(args.spec.arch)
+    if args.methods is None:
+        args.methods = applicable_methods(args.spec.arch)
     try:
         args.variants = [parse_variant(words) for words in args.variant]
     except ValueError as e:

@@ -320,6 +320,11 @@ def test_plan_runs_variants_and_calibrated_rows(tmp_path):
     with pytest.raises(SystemExit):
         tool.parse_args(["--variant", "CSGR"])
 
+    # --methods alone: the baseline and the variants only; no --methods: every method
+    bare = tool.parse_args(["--methods", "--variant", "CSGR-x=CSGR", "K", "V", "--seeds", "1"])
+    assert bare.published == [] and [v.label for v in bare.variants] == ["CSGR-x"]
+    assert len(tool.parse_args(["--seeds", "1"]).published) > 2
+
     # --calibrated only: the methods train calibrated, not at published weights.
     only = tool.parse_args(["--methods", "MSE", "PKD", "--calibrated", "only", "--seeds", "1"])
     assert only.published == []
