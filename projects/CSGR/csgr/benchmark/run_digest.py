@@ -13,7 +13,7 @@ from typing import List
 from ..config import load_config
 from .accuracy_runs import Run
 
-__all__ = ["KEYS_ADDED_LATER", "config_digest", "config_digests", "remove_empty_nodes"]
+__all__ = ["KEYS_ADDED_LATER", "config_digest", "config_digests"]
 
 # Config keys added after runs were first stamped: key -> (the value those earlier runs computed
 # with, the distillation method that reads the key, or None where every method does). A merged
@@ -42,11 +42,11 @@ def _merged_config(run: Run):
         runs_method = method is None or method in cfg.MODEL.DISTILL.METHODS
         if nodes[-1][leaf] == earlier_value or not distils or not runs_method:
             del nodes[-1][leaf]
-            remove_empty_nodes(nodes, parents)
+            _remove_empty_nodes(nodes, parents)
     return cfg
 
 
-def remove_empty_nodes(nodes: list, names: List[str]) -> None:
+def _remove_empty_nodes(nodes: list, names: List[str]) -> None:
     """Delete ``nodes[i + 1]`` (``nodes[i][names[i]]``) from its parent where it is empty,
     innermost first."""
     for i in range(len(names) - 1, -1, -1):
