@@ -13,7 +13,6 @@ detector over a test set and measures both on the ground truth, separately:
 of a run's ``metrics.json``.
 """
 
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Sequence, Tuple
@@ -22,6 +21,8 @@ import torch
 from detectron2.data import DatasetMapper, build_detection_test_loader
 from detectron2.data import detection_utils as utils
 from detectron2.structures import Boxes, Instances, pairwise_iou
+
+from ..evaluation import read_metrics
 
 __all__ = [
     "HeadProbe",
@@ -91,17 +92,17 @@ def classify_gt_boxes(
 
 def load_trained_detector(run_dir: str):
     """The detector a run folder trained (a Distiller's student), from its ``config.yaml`` and
-    ``model_final.pth``, on the config's device; the teacher is not built.
+    checkpoint (``model_final.pth``, else the one ``last_checkpoint`` names), on the config's device; the teacher is not built.
 
     Returns:
         (detector in eval mode, its config)
     """
     from ..config import load_config
     from ..modeling import build_detector
-    from ..release.export import student_state_dict
+    from ..release.export import find_checkpoint, student_state_dict
 
     cfg = load_config(os.path.join(run_dir, "config.yaml"))
-    weights = os.path.join(run_dir, "model_final.pth")
+    weights = find_checkpoint(run_dir)
     model = torch.load(weights, map_location="cpu", weights_only=False)["model"]
     distiller = cfg.MODEL.META_ARCHITECTURE == "Distiller"
     state, _ = student_state_dict(model, distiller, source=weights)
@@ -152,7 +153,8 @@ def probe_heads(
         prob, p_true = classify_gt_boxes(detector.roi_heads, features, gt)
         pred = prob.argmax(dim=-1)
         probe.objects += len(gt)
-        probe.recall_hits = {t: probe.recall_hits[t] + hits[t] for t in thresholds}
+        for t in thresholds:
+            probe.recall_hits[t] += hits[t]
         probe.correct += int((pred == gt.gt_classes).sum())
         probe.background += int((pred == prob.shape[1] - 1).sum())
         probe.true_prob_sum += float(p_true.sum())
@@ -169,14 +171,11 @@ def plateau_trace(
         one dict per iteration kept: ``iteration`` and the keys it logged.
     """
     path = os.path.join(run_dir, "metrics.json")
-    rows = []
-    with open(path) as f:
-        for line in f:
-            row = json.loads(line)
-            if "iteration" in row and any(k in row for k in keys):
-                rows.append(
-                    {"iteration": row["iteration"], **{k: row[k] for k in keys if k in row}}
-                )
+    rows = [
+        {"iteration": r["iteration"], **{k: r[k] for k in keys if k in r}}
+        for r in read_metrics(path)
+        if "iteration" in r and any(k in r for k in keys)
+    ]
     if not rows:
         raise ValueError(f"{path}: no training metrics ({', '.join(keys)})")
     kept = [r for r in rows if (r["iteration"] + 1) % every == 0]
