@@ -80,6 +80,3 @@ class DistillSchedule:
         factor = self.factor(storage.iter)
         storage.put_scalar("distill_weight", factor, smoothing_hint=False)
         return factor
-
-    def __repr__(self) -> str:
-        return f"DistillSchedule(start_iter={self.start_iter}, ramp_iters={self.ramp_iters})"
