@@ -404,9 +404,9 @@ def _digest_before_later_keys(run, teacher):
 
 
 def test_config_digest_of_csgr_category_attention(tmp_path):
-    """CSGR runs stamped before CATEGORY_ATTENTION, CATEGORY_MIN_CELLS and REL_LEVEL_MEAN existed
-    (the published "learned", 0, False) keep their digest; another attention or cell count is
-    another run."""
+    """CSGR runs stamped before CATEGORY_ATTENTION, CATEGORY_MIN_CELLS, REL_LEVEL_MEAN and
+    FORMULATION existed (the published "learned", 0, False, "published") keep their digest;
+    another attention or cell count is another run."""
     from csgr.benchmark.accuracy_runs import Variant, plan_runs
     from csgr.benchmark.run_digest import KEYS_ADDED_LATER, config_digest, config_digests
 
@@ -414,6 +414,7 @@ def test_config_digest_of_csgr_category_attention(tmp_path):
     assert KEYS_ADDED_LATER[key] == ("learned", "CSGR")
     assert KEYS_ADDED_LATER["MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS"] == (0, "CSGR")
     assert KEYS_ADDED_LATER["MODEL.DISTILL.CSGR.REL_LEVEL_MEAN"] == (False, "CSGR")
+    assert KEYS_ADDED_LATER["MODEL.DISTILL.CSGR.FORMULATION"] == ("published", "CSGR")
     cells = "MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS"
     variants = (Variant("CSGR-gt", "CSGR", (key, "gt")), Variant("CSGR-64", "CSGR", (cells, "64")))
     _, students, _ = plan_runs("frcnn", ["CSGR"], [1], str(tmp_path), ROOT, variants=variants)

@@ -12,7 +12,14 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 from torch import nn
 
-__all__ = ["STUDENT_INIT_PARTS", "part_prefixes", "init_student_from_teacher"]
+from .losses.base import get_method
+
+__all__ = [
+    "STUDENT_INIT_PARTS",
+    "part_prefixes",
+    "init_student_from_teacher",
+    "init_from_method_settings",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -83,3 +90,27 @@ def init_student_from_teacher(
         + (f"; {len(skipped)} left as they were (no match): {skipped[:5]}" if skipped else "")
     )
     return copied, skipped
+
+
+def init_from_method_settings(
+    cfg, student: nn.Module, teacher: nn.Module, done: Sequence[str]
+) -> List[str]:
+    """Initialise the student parts that a distillation method's settings ask for
+    (``DistillMethod.student_init_parts``, e.g. CSGR's ``FORMULATION``) and ``done`` (what
+    ``STUDENT_INIT_FROM_TEACHER`` named) does not, where names and shapes agree. Where none
+    agrees, a warning, not an error: the settings chose the init, not the user.
+
+    Returns:
+        the copied keys.
+    """
+    copied, done = [], list(done)
+    for name in cfg.MODEL.DISTILL.METHODS:
+        parts = [p for p in get_method(name).student_init_parts(cfg) if p not in done]
+        if not parts:
+            continue
+        done += parts
+        try:
+            copied += init_student_from_teacher(student, teacher, parts)[0]
+        except ValueError as e:
+            logger.warning(f"{name}: the student's {parts} stay as they were: {e}")
+    return copied

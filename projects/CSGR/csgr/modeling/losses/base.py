@@ -109,6 +109,13 @@ class DistillMethod:
         raise NotImplementedError
 
     @classmethod
+    def student_init_parts(cls, cfg: CfgNode) -> Tuple[str, ...]:
+        """Parts of the student ("neck", "head") the method's settings initialise from the
+        teacher where names and shapes agree, beside ``MODEL.DISTILL.STUDENT_INIT_FROM_TEACHER``;
+        none by default."""
+        return ()
+
+    @classmethod
     def node(cls, cfg: CfgNode) -> CfgNode:
         """``MODEL.DISTILL.<NAME>`` of a config."""
         return cfg.MODEL.DISTILL[cls.__name__]

@@ -1,12 +1,13 @@
 """CSGR: Category Semantic and Global Relation distillation of FPN features."""
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from ...layers import CrissCrossAttention
 from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss, DistillMethod
+from .csgr_formulation import init_parts, relation_settings
 from .csgr_category import (
     box_category_attention,
     category_ground_truth,
@@ -242,16 +243,29 @@ class CSGR(DistillMethod):
         # and cells, so every level weighs the same whatever its size (as PKD). REL_WEIGHT then
         # weighs a mean: PKD's published per-level weights are 3 (Faster R-CNN), 5 (RetinaNet).
         _C.REL_LEVEL_MEAN = False
+        # "published" (the paper's formulation; every key above read as set) or
+        # "pkd-levels-headinit": the relation term averaged per level on PKD's levels at PKD's
+        # per-level weight (Faster R-CNN p2-p5 at 3, RetinaNet p3-p6 at 5) and the student's
+        # detection heads initialised from the teacher's where shapes agree; it fixes
+        # REL_LEVEL_MEAN, REL_WEIGHT and REL_IN_FEATURES (csgr_formulation.py).
+        _C.FORMULATION = "published"
+
+    @classmethod
+    def student_init_parts(cls, cfg) -> Tuple[str, ...]:
+        return init_parts(cfg)
 
     @classmethod
     def build(cls, cfg, student_shapes, teacher_shapes) -> CSGRLoss:
         csgr_cfg = cls.node(cfg)
+        rel_in_features, rel_weight, rel_level_mean = relation_settings(
+            cfg, student_shapes, teacher_shapes, cls.published(cfg, "REL_WEIGHT")
+        )
         levels = select_levels(csgr_cfg.IN_FEATURES, student_shapes, teacher_shapes, "CSGR")
         rel_levels = levels
-        if csgr_cfg.REL_IN_FEATURES:
+        if rel_in_features:
             try:
                 rel_levels = select_levels(
-                    csgr_cfg.REL_IN_FEATURES, student_shapes, teacher_shapes, "CSGR"
+                    list(rel_in_features), student_shapes, teacher_shapes, "CSGR"
                 )
             except ValueError as e:  # name the key that was set
                 message = str(e).replace("CSGR.IN_FEATURES", "CSGR.REL_IN_FEATURES")
@@ -282,7 +296,7 @@ class CSGR(DistillMethod):
             teacher_channels={k: teacher_shapes[k].channels for k in all_levels},
             num_classes=num_classes,
             cat_weight=cls.published(cfg, "CAT_WEIGHT"),
-            rel_weight=cls.published(cfg, "REL_WEIGHT"),
+            rel_weight=rel_weight,
             recurrence=csgr_cfg.RECURRENCE,
             reduction=csgr_cfg.REDUCTION,
             adapter_mode=cfg.MODEL.DISTILL.ADAPTER,
@@ -290,5 +304,5 @@ class CSGR(DistillMethod):
             relation_init=csgr_cfg.RELATION_INIT,
             category_attention=csgr_cfg.CATEGORY_ATTENTION,
             category_min_cells=csgr_cfg.CATEGORY_MIN_CELLS,
-            rel_level_mean=csgr_cfg.REL_LEVEL_MEAN,
+            rel_level_mean=rel_level_mean,
         )

@@ -16,7 +16,7 @@ from ..distill_schedule import DistillSchedule
 from ..loss_scale import SCALAR_PREFIX, LossScale
 from ..losses.base import DistillBatch, DistillLoss, get_method
 from ..recorders import StudentRecorder, TeacherRecorder, check_head_requirements
-from ..student_init import init_student_from_teacher
+from ..student_init import init_from_method_settings, init_student_from_teacher
 from ..teacher import build_teacher
 from ..teacher_missing import require_teacher_weights
 
@@ -134,6 +134,7 @@ class Distiller(nn.Module):
         hints = {name: get_method(name).HEAD_HINT for name in losses}
         if parts:
             init_student_from_teacher(student, teacher, parts)
+        init_from_method_settings(cfg, student, teacher, parts)
         scale = cfg.MODEL.DISTILL.LOSS_SCALE
         LossScale.check_settings(scale.MODE, scale.TARGET, scale.WARMUP_ITERS)
         loss_scale = None

@@ -1,0 +1,95 @@
+"""CSGR's formulations, ``MODEL.DISTILL.CSGR.FORMULATION``: what the relation term's keys mean and
+whether the student's detection heads start from the teacher's.
+
+* ``"published"``: the paper's formulation, every ``MODEL.DISTILL.CSGR`` key read as set (the
+  relation term summed over channels and cells at ``REL_WEIGHT`` 1e-5 on the category term's
+  levels, unless ``REL_*`` say otherwise); the student is initialised as its own config says.
+* ``"pkd-levels-headinit"``: the relation term averaged per level (as PKD: every level weighs the
+  same whatever its size) on PKD's published levels at PKD's per-level weight (Faster R-CNN p2-p5
+  at 3, RetinaNet p3-p6 at 5, restricted to the levels both sides have), the category term as
+  published, and the student's RPN and ROI heads (RetinaNet: its head) initialised from the
+  teacher's where names and shapes agree (FGD's published recipe has the same init). It fixes
+  ``REL_LEVEL_MEAN``, ``REL_WEIGHT`` and ``REL_IN_FEATURES``: set to anything but their defaults,
+  they are an error (use ``"published"`` to tune them).
+
+Measured in BENCHMARKS.md ("Shapes, ImageNet-initialised" and "Coral").
+"""
+
+from typing import Tuple
+
+from detectron2.config import CfgNode
+
+__all__ = ["FORMULATIONS", "PKD_LEVELS", "RelationSettings", "relation_settings", "init_parts"]
+
+FORMULATIONS = ("published", "pkd-levels-headinit")
+
+# PKD's published levels and per-level weight of a mean squared difference (its loss weight over
+# 2: mmrazor's PKDLoss halves the mean; see pkd.py), by student meta-architecture.
+PKD_LEVELS = {
+    "GeneralizedRCNN": {"REL_WEIGHT": 3.0, "REL_IN_FEATURES": ("p2", "p3", "p4", "p5")},
+    "RetinaNet": {"REL_WEIGHT": 5.0, "REL_IN_FEATURES": ("p3", "p4", "p5", "p6")},
+}
+# The keys "pkd-levels-headinit" fixes, at their defaults (the published values).
+_FIXED_DEFAULTS = {"REL_LEVEL_MEAN": False, "REL_WEIGHT": 1e-5, "REL_IN_FEATURES": []}
+
+RelationSettings = Tuple[Tuple[str, ...], float, bool]
+
+
+def _formulation(cfg: CfgNode) -> str:
+    value = cfg.MODEL.DISTILL.CSGR.FORMULATION
+    if value not in FORMULATIONS:
+        raise ValueError(
+            f"MODEL.DISTILL.CSGR.FORMULATION must be one of {FORMULATIONS}, got {value!r}"
+        )
+    return value
+
+
+def relation_settings(
+    cfg: CfgNode, student_shapes: dict, teacher_shapes: dict, rel_weight: float
+) -> RelationSettings:
+    """The relation term's (levels, weight, level mean) under the config's formulation.
+
+    Args:
+        cfg: a Distiller config.
+        student_shapes / teacher_shapes (dict[str, ShapeSpec]): backbone outputs by level.
+        rel_weight: ``REL_WEIGHT`` as the published formulation reads it (-1 resolved).
+
+    Returns:
+        (the relation term's levels, () meaning the category term's; its weight; whether it
+        averages each level).
+
+    Raises:
+        ValueError: an unknown formulation; a key the formulation fixes set to another value
+            (naming it); none of PKD's levels in both student and teacher.
+    """
+    node = cfg.MODEL.DISTILL.CSGR
+    formulation = _formulation(cfg)
+    if formulation == "published":
+        return tuple(node.REL_IN_FEATURES), rel_weight, bool(node.REL_LEVEL_MEAN)
+    changed = [k for k, v in _FIXED_DEFAULTS.items() if node[k] != v]
+    if changed:
+        raise ValueError(
+            f"MODEL.DISTILL.CSGR.FORMULATION {formulation!r} sets the relation term itself, but "
+            f"{', '.join('MODEL.DISTILL.CSGR.' + k for k in changed)} is set too; leave it at its "
+            "default or use FORMULATION 'published' to tune the relation term"
+        )
+    arch = cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
+    if arch not in PKD_LEVELS:
+        raise ValueError(
+            f"MODEL.DISTILL.CSGR.FORMULATION {formulation!r} is defined for students "
+            f"{sorted(PKD_LEVELS)}, not {arch!r}"
+        )
+    wanted = PKD_LEVELS[arch]["REL_IN_FEATURES"]
+    levels = tuple(k for k in wanted if k in student_shapes and k in teacher_shapes)
+    if not levels:
+        raise ValueError(
+            f"MODEL.DISTILL.CSGR.FORMULATION {formulation!r}: none of PKD's levels {list(wanted)} "
+            f"is in both the student {sorted(student_shapes)} and the teacher "
+            f"{sorted(teacher_shapes)}"
+        )
+    return levels, PKD_LEVELS[arch]["REL_WEIGHT"], True
+
+
+def init_parts(cfg: CfgNode) -> Tuple[str, ...]:
+    """The student parts the formulation initialises from the teacher ("head" or none)."""
+    return ("head",) if _formulation(cfg) == "pkd-levels-headinit" else ()

@@ -1,0 +1,139 @@
+"""MODEL.DISTILL.CSGR.FORMULATION: "published" reads every key as set; "pkd-levels-headinit" is
+the relation term averaged per level on PKD's levels and weights with the student's heads from
+the teacher, the same training as those keys set one by one."""
+
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import build_model
+from detectron2.utils.events import EventStorage
+from tiny_models import distill_cfg, random_batch, tiny_cfg
+
+from csgr.config import add_csgr_config
+from csgr.modeling.losses import DISTILL_LOSS_REGISTRY
+
+FORMULATION = "pkd-levels-headinit"
+
+
+def shapes(levels, channels=8):
+    return {k: ShapeSpec(channels=channels, stride=2 ** int(k[1])) for k in levels}
+
+
+def build(arch="GeneralizedRCNN", levels=("p2", "p3", "p4", "p5", "p6"), **keys):
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = arch
+    for k, v in keys.items():
+        cfg.MODEL.DISTILL.CSGR[k] = v
+    return DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(levels), shapes(levels))
+
+
+def test_published_is_the_default_and_reads_the_keys():
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    assert cfg.MODEL.DISTILL.CSGR.FORMULATION == "published"
+    loss = build()
+    assert (loss.rel_level_mean, loss.rel_weight) == (False, 1e-5)
+    assert loss.rel_features == loss.in_features == ["p2", "p3", "p4", "p5", "p6"]
+    loss = build(REL_LEVEL_MEAN=True, REL_WEIGHT=3.0, REL_IN_FEATURES=["p2", "p3"])
+    assert (loss.rel_level_mean, loss.rel_weight, loss.rel_features) == (True, 3.0, ["p2", "p3"])
+
+
+@pytest.mark.parametrize(
+    "arch, levels, rel_levels, weight",
+    [
+        ("GeneralizedRCNN", ("p2", "p3", "p4", "p5", "p6"), ["p2", "p3", "p4", "p5"], 3.0),
+        ("RetinaNet", ("p3", "p4", "p5", "p6", "p7"), ["p3", "p4", "p5", "p6"], 5.0),
+        ("RetinaNet", ("p2", "p3", "p4", "p5", "p6"), ["p3", "p4", "p5", "p6"], 5.0),
+        ("GeneralizedRCNN", ("p3", "p4", "p5"), ["p3", "p4", "p5"], 3.0),  # those both have
+    ],
+)
+def test_pkd_levels_per_detector(arch, levels, rel_levels, weight):
+    loss = build(arch, levels, FORMULATION=FORMULATION)
+    assert loss.rel_level_mean is True
+    assert loss.rel_weight == weight
+    assert loss.rel_features == rel_levels
+    assert loss.in_features == list(levels)  # the category term as published: every level
+    assert loss.cat_weight == 5e-4
+
+
+@pytest.mark.parametrize(
+    "key, value", [("REL_LEVEL_MEAN", True), ("REL_WEIGHT", 3.0), ("REL_IN_FEATURES", ["p3"])]
+)
+def test_keys_it_fixes_are_an_error_when_set(key, value):
+    with pytest.raises(ValueError, match=f"MODEL.DISTILL.CSGR.{key} is set too"):
+        build(FORMULATION=FORMULATION, **{key: value})
+
+
+def test_unknown_formulation_and_no_common_pkd_level_are_named():
+    with pytest.raises(ValueError, match="FORMULATION must be one of"):
+        build(FORMULATION="paper")
+    with pytest.raises(ValueError, match="none of PKD's levels"):
+        build("RetinaNet", ("p2", "p7"), FORMULATION=FORMULATION)
+
+
+def _distiller(tmp_path, formulation="published"):
+    cfg = distill_cfg(str(tmp_path), fpn_channels=64)  # the saved teacher's FPN width
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = formulation
+    torch.manual_seed(0)
+    return build_model(cfg)
+
+
+def test_same_training_as_the_keys_set_one_by_one(tmp_path):
+    named = _distiller(tmp_path, FORMULATION)
+    cfg = distill_cfg(str(tmp_path), fpn_channels=64)
+    cfg.MODEL.DISTILL.CSGR.REL_LEVEL_MEAN = True
+    cfg.MODEL.DISTILL.CSGR.REL_WEIGHT = 3.0
+    cfg.MODEL.DISTILL.CSGR.REL_IN_FEATURES = ["p2", "p3", "p4", "p5"]
+    cfg.MODEL.DISTILL.STUDENT_INIT_FROM_TEACHER = ["head"]
+    torch.manual_seed(0)
+    by_keys = build_model(cfg)
+    mine, theirs = named.state_dict(), by_keys.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+    # the heads are the teacher's, the backbone is not
+    student, teacher = named.student.state_dict(), named.teacher.state_dict()
+    for key in (
+        "roi_heads.box_predictor.cls_score.weight",
+        "proposal_generator.rpn_head.conv.weight",
+    ):
+        assert torch.equal(student[key], teacher[key]), key
+    assert not torch.equal(
+        student["backbone.fpn_output3.weight"], teacher["backbone.fpn_output3.weight"]
+    )
+    batch = random_batch()
+    with EventStorage(0):
+        torch.manual_seed(1)
+        losses = named(batch)
+        torch.manual_seed(1)
+        expected = by_keys(batch)
+    assert losses.keys() == expected.keys()
+    for k in losses:
+        assert torch.equal(losses[k], expected[k]), k
+
+
+def test_published_student_keeps_its_own_heads(tmp_path):
+    model = _distiller(tmp_path)
+    key = "roi_heads.box_predictor.cls_score.weight"
+    assert not torch.equal(model.student.state_dict()[key], model.teacher.state_dict()[key])
+
+
+def test_heads_of_other_shapes_are_a_warning_not_an_error(monkeypatch):
+    from csgr.modeling import build_detector, student_init
+
+    warnings = []
+    monkeypatch.setattr(student_init.logger, "warning", warnings.append)
+    cfg = tiny_cfg("GeneralizedRCNN")
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = FORMULATION
+    student = build_detector(cfg)
+    teacher = build_detector(tiny_cfg("RetinaNet"))  # no head key in common
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    assert student_init.init_from_method_settings(cfg, student, teacher, []) == []
+    assert len(warnings) == 1 and "CSGR: the student's ['head'] stay as they were" in warnings[0]
+    assert all(torch.equal(v, before[k]) for k, v in student.state_dict().items())
+    # named by the user, the same init is an error; a part the user named is not done twice
+    with pytest.raises(ValueError, match="FPN width"):
+        student_init.init_student_from_teacher(student, teacher, ["head"])
+    assert student_init.init_from_method_settings(cfg, student, teacher, ["head"]) == []
+    assert len(warnings) == 1
