@@ -7,13 +7,13 @@ from torch import nn
 
 from ...layers import CrissCrossAttention
 from .base import DISTILL_LOSS_REGISTRY, DistillBatch, DistillLoss, DistillMethod
-from .csgr_formulation import init_parts, relation_settings
 from .csgr_category import (
     box_category_attention,
     category_ground_truth,
     category_prototypes,
     normalize_per_channel,
 )
+from .csgr_formulation import init_parts, relation_settings
 from .feature_pairs import feature_pairs
 from .levels import ChannelAdapters, select_levels
 
