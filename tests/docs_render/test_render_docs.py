@@ -193,6 +193,24 @@ def test_compact_table_says_which_methods_do_not_apply_to_a_detector(tmp_path):
     assert "| baseline R18 / baseline R50 " in table
 
 
+def test_where_csgr_loses_names_other_methods_variants_but_not_its_own_settings(tmp_path):
+    """A variant of another method (PKD with an init, a baseline with one) is a rival student;
+    a CSGR setting (CSGR-<variant>) is CSGR's own row with its own goal lines."""
+    from csgr.docs_render.accuracy_tables import compact_table
+
+    experiment = ExperimentResult()
+    means = {"baseline": 5.0, "CSGR": 7.0, "PKD-headinit": 8.0, "CSGR-other": 9.0, "PKD": 6.0}
+    for label, ap in means.items():
+        for seed_offset in (-1.0, 1.0):
+            metrics = dict.fromkeys(("AP50", "AP75", "APs", "APm", "APl"), 1.0)
+            experiment.add(label, {**metrics, "AP": ap + seed_offset}, 60.0, False)
+    facts = {"command": "cmd", "commit": "abc", "detector": "retinanet"}
+    write_accuracy_report(str(tmp_path), "t", "s", [1, 2], "cmd", experiment, {}, "0", facts)
+    res = AccuracyResults(json.loads((tmp_path / "results.json").read_text()))
+    line = compact_table([res], ["RetinaNet"]).split("Where CSGR loses (mean AP): ")[1]
+    assert line.startswith("RetinaNet: published 7.00, below PKD-headinit 8.00.")
+
+
 def test_generic_tables_render_their_lines():
     from csgr.docs_render.tables import generic_tables
 

@@ -130,7 +130,7 @@ def _loses_line(res: AccuracyResults, column: str) -> str:
             if label not in ("teacher", "baseline", csgr)
             and label.endswith(suffix)
             and (suffix or not label.endswith(CALIBRATED))
-            and "-" not in label[: len(label) - len(suffix)]
+            and not label.startswith("CSGR-")
             and res.seeds(label)
             and res.mean(label) > mine
         ]
