@@ -92,7 +92,8 @@ def classify_gt_boxes(
 
 def load_trained_detector(run_dir: str):
     """The detector a run folder trained (a Distiller's student), from its ``config.yaml`` and
-    checkpoint (``model_final.pth``, else the one ``last_checkpoint`` names), on the config's device; the teacher is not built.
+    checkpoint (``model_final.pth``, else the one ``last_checkpoint`` names), on the config's
+    device; the teacher is not built.
 
     Returns:
         (detector in eval mode, its config)

@@ -19,20 +19,21 @@ from typing import Tuple
 
 from detectron2.config import CfgNode
 
-__all__ = ["FORMULATIONS", "PKD_LEVELS", "RelationSettings", "relation_settings", "init_parts"]
+from .base import get_method
+from .pkd import PKD
+
+__all__ = ["FORMULATIONS", "pkd_levels", "relation_settings", "init_parts"]
 
 FORMULATIONS = ("published", "pkd-levels-headinit")
+_FIXED = ("REL_LEVEL_MEAN", "REL_WEIGHT", "REL_IN_FEATURES")
 
-# PKD's published levels and per-level weight of a mean squared difference (its loss weight over
-# 2: mmrazor's PKDLoss halves the mean; see pkd.py), by student meta-architecture.
-PKD_LEVELS = {
-    "GeneralizedRCNN": {"REL_WEIGHT": 3.0, "REL_IN_FEATURES": ("p2", "p3", "p4", "p5")},
-    "RetinaNet": {"REL_WEIGHT": 5.0, "REL_IN_FEATURES": ("p3", "p4", "p5", "p6")},
-}
-# The keys "pkd-levels-headinit" fixes, at their defaults (the published values).
-_FIXED_DEFAULTS = {"REL_LEVEL_MEAN": False, "REL_WEIGHT": 1e-5, "REL_IN_FEATURES": []}
 
-RelationSettings = Tuple[Tuple[str, ...], float, bool]
+def pkd_levels(arch: str) -> Tuple[Tuple[str, ...], float]:
+    """PKD's published levels and per-level weight of a mean squared difference for a student
+    meta-architecture: its loss weight over 2, since :class:`.pkd.PKDLoss` halves the mean
+    (Faster R-CNN p2-p5 at 3, RetinaNet p3-p6 at 5)."""
+    published = PKD.PUBLISHED[arch]
+    return tuple(published["IN_FEATURES"]), published["WEIGHT"] / 2
 
 
 def _formulation(cfg: CfgNode) -> str:
@@ -46,7 +47,7 @@ def _formulation(cfg: CfgNode) -> str:
 
 def relation_settings(
     cfg: CfgNode, student_shapes: dict, teacher_shapes: dict, rel_weight: float
-) -> RelationSettings:
+) -> Tuple[Tuple[str, ...], float, bool]:
     """The relation term's (levels, weight, level mean) under the config's formulation.
 
     Args:
@@ -66,7 +67,9 @@ def relation_settings(
     formulation = _formulation(cfg)
     if formulation == "published":
         return tuple(node.REL_IN_FEATURES), rel_weight, bool(node.REL_LEVEL_MEAN)
-    changed = [k for k, v in _FIXED_DEFAULTS.items() if node[k] != v]
+    defaults = CfgNode()
+    get_method("CSGR").add_config(defaults)  # the published values the formulation replaces
+    changed = [k for k in _FIXED if node[k] != defaults[k]]
     if changed:
         raise ValueError(
             f"MODEL.DISTILL.CSGR.FORMULATION {formulation!r} sets the relation term itself, but "
@@ -74,12 +77,12 @@ def relation_settings(
             "default or use FORMULATION 'published' to tune the relation term"
         )
     arch = cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
-    if arch not in PKD_LEVELS:
+    if arch not in PKD.PUBLISHED:
         raise ValueError(
             f"MODEL.DISTILL.CSGR.FORMULATION {formulation!r} is defined for students "
-            f"{sorted(PKD_LEVELS)}, not {arch!r}"
+            f"{sorted(PKD.PUBLISHED)}, not {arch!r}"
         )
-    wanted = PKD_LEVELS[arch]["REL_IN_FEATURES"]
+    wanted, weight = pkd_levels(arch)
     levels = tuple(k for k in wanted if k in student_shapes and k in teacher_shapes)
     if not levels:
         raise ValueError(
@@ -87,7 +90,7 @@ def relation_settings(
             f"is in both the student {sorted(student_shapes)} and the teacher "
             f"{sorted(teacher_shapes)}"
         )
-    return levels, PKD_LEVELS[arch]["REL_WEIGHT"], True
+    return levels, weight, True
 
 
 def init_parts(cfg: CfgNode) -> Tuple[str, ...]:
