@@ -20,7 +20,6 @@ from typing import Tuple
 from detectron2.config import CfgNode
 
 from .base import get_method
-from .pkd import PKD
 
 __all__ = ["FORMULATIONS", "pkd_levels", "relation_settings", "init_parts"]
 
@@ -31,8 +30,9 @@ _FIXED = ("REL_LEVEL_MEAN", "REL_WEIGHT", "REL_IN_FEATURES")
 def pkd_levels(arch: str) -> Tuple[Tuple[str, ...], float]:
     """PKD's published levels and per-level weight of a mean squared difference for a student
     meta-architecture: its loss weight over 2, since :class:`.pkd.PKDLoss` halves the mean
-    (Faster R-CNN p2-p5 at 3, RetinaNet p3-p6 at 5)."""
-    published = PKD.PUBLISHED[arch]
+    (Faster R-CNN p2-p5 at 3, RetinaNet p3-p6 at 5). Read from the registry: importing pkd.py
+    here would register PKD before CSGR, and the method tables follow registration order."""
+    published = get_method("PKD").PUBLISHED[arch]
     return tuple(published["IN_FEATURES"]), published["WEIGHT"] / 2
 
 
@@ -77,10 +77,10 @@ def relation_settings(
             "default or use FORMULATION 'published' to tune the relation term"
         )
     arch = cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
-    if arch not in PKD.PUBLISHED:
+    if arch not in get_method("PKD").PUBLISHED:
         raise ValueError(
             f"MODEL.DISTILL.CSGR.FORMULATION {formulation!r} is defined for students "
-            f"{sorted(PKD.PUBLISHED)}, not {arch!r}"
+            f"{sorted(get_method('PKD').PUBLISHED)}, not {arch!r}"
         )
     wanted, weight = pkd_levels(arch)
     levels = tuple(k for k in wanted if k in student_shapes and k in teacher_shapes)
