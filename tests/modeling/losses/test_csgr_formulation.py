@@ -30,14 +30,15 @@ def build(arch="GeneralizedRCNN", levels=("p2", "p3", "p4", "p5", "p6"), **keys)
     return DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(levels), shapes(levels))
 
 
-def test_published_is_the_default_and_reads_the_keys():
+def test_headinit_is_the_default_and_published_reads_the_keys():
     cfg = get_cfg()
     add_csgr_config(cfg)
-    assert cfg.MODEL.DISTILL.CSGR.FORMULATION == "published"
-    loss = build()
+    assert cfg.MODEL.DISTILL.CSGR.FORMULATION == "headinit"
+    loss = build(FORMULATION="published")
     assert (loss.rel_level_mean, loss.rel_weight) == (False, 1e-5)
     assert loss.rel_features == loss.in_features == ["p2", "p3", "p4", "p5", "p6"]
-    loss = build(REL_LEVEL_MEAN=True, REL_WEIGHT=3.0, REL_IN_FEATURES=["p2", "p3"])
+    keys = dict(REL_LEVEL_MEAN=True, REL_WEIGHT=3.0, REL_IN_FEATURES=["p2", "p3"])
+    loss = build(FORMULATION="published", **keys)
     assert (loss.rel_level_mean, loss.rel_weight, loss.rel_features) == (True, 3.0, ["p2", "p3"])
 
 
@@ -126,7 +127,7 @@ def test_unknown_formulation_and_no_common_pkd_level_are_named():
         build("RetinaNet", ("p2", "p7"), FORMULATION=FORMULATION)
 
 
-def _distiller(tmp_path, formulation="published"):
+def _distiller(tmp_path, formulation):
     cfg = distill_cfg(str(tmp_path), fpn_channels=64)  # the saved teacher's FPN width
     cfg.MODEL.DISTILL.CSGR.FORMULATION = formulation
     torch.manual_seed(0)
@@ -152,6 +153,7 @@ def _assert_same_training(named, by_keys):
 def test_same_training_as_the_keys_set_one_by_one(tmp_path, name):
     named = _distiller(tmp_path, name)
     cfg = distill_cfg(str(tmp_path), fpn_channels=64)
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = "published"
     cfg.MODEL.DISTILL.CSGR.REL_LEVEL_MEAN = True
     cfg.MODEL.DISTILL.CSGR.REL_WEIGHT = 3.0
     cfg.MODEL.DISTILL.CSGR.REL_IN_FEATURES = ["p2", "p3", "p4", "p5"]
@@ -174,13 +176,14 @@ def test_same_training_as_the_keys_set_one_by_one(tmp_path, name):
 def test_published_headinit_is_published_with_the_heads_from_the_teacher(tmp_path):
     named = _distiller(tmp_path, "published-headinit")
     cfg = distill_cfg(str(tmp_path), fpn_channels=64)
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = "published"
     cfg.MODEL.DISTILL.STUDENT_INIT_FROM_TEACHER = ["head"]
     torch.manual_seed(0)
     _assert_same_training(named, build_model(cfg))
 
 
 def test_published_student_keeps_its_own_heads(tmp_path):
-    model = _distiller(tmp_path)
+    model = _distiller(tmp_path, "published")
     key = "roi_heads.box_predictor.cls_score.weight"
     assert not torch.equal(model.student.state_dict()[key], model.teacher.state_dict()[key])
 

@@ -248,9 +248,10 @@ class CSGR(DistillMethod):
         # teacher's where shapes agree); "pkd-levels-headinit": the relation term averaged per
         # level on PKD's levels at PKD's per-level weight (Faster R-CNN p2-p5 at 3, RetinaNet
         # p3-p6 at 5) and the heads from the teacher; it fixes REL_LEVEL_MEAN, REL_WEIGHT and
-        # REL_IN_FEATURES; "headinit": "pkd-levels-headinit" for a Faster R-CNN student,
-        # "published-headinit" for a RetinaNet one (csgr_formulation.py).
-        _C.FORMULATION = "published"
+        # REL_IN_FEATURES; "headinit" (the default): "pkd-levels-headinit" for a Faster R-CNN
+        # student, "published-headinit" for a RetinaNet one (csgr_formulation.py). The paper's
+        # configs (SODA10M, VOC, MiniCOCO) set "published".
+        _C.FORMULATION = "headinit"
 
     @classmethod
     def student_init_parts(cls, cfg) -> Tuple[str, ...]:
