@@ -38,9 +38,34 @@ def test_configs_switch_only_the_method(dataset, name, method):
     assert list(cfg.MODEL.DISTILL.METHODS) == [method]
     assert cfg.OUTPUT_DIR == f"output/{dataset}/{name[:-5]}"
     cfg.MODEL.DISTILL.METHODS, cfg.OUTPUT_DIR = csgr_cfg.MODEL.DISTILL.METHODS, csgr_cfg.OUTPUT_DIR
-    # a config may also set its own method's keys (e.g. FGD's levels), nothing else
+    # a config may also set its own method's keys (e.g. FGD's levels), nothing else; CSGR's
+    # config may set its own formulation (read by CSGR only)
     cfg.MODEL.DISTILL[method] = csgr_cfg.MODEL.DISTILL[method].clone()
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = csgr_cfg.MODEL.DISTILL.CSGR.FORMULATION
     assert cfg.dump() == csgr_cfg.dump()
+
+
+PAPER = [f"{d}/csgr_{p}_{s}.yaml" for d, s in DATASETS.items() if d != "Shapes" for p in PREFIXES]
+
+
+@pytest.mark.parametrize("name", PAPER + ["csgr_frcnn_r50.yaml", "csgr_retinanet_r50.yaml"])
+def test_paper_configs_keep_the_published_formulation(name):
+    cfg = config_from_file(os.path.join(ROOT, "configs", name))
+    assert cfg.MODEL.DISTILL.CSGR.FORMULATION == "published"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Shapes/csgr_frcnn_r18_r34.yaml",
+        "Shapes/csgr_frcnn_mnv2_efflite2_pretrained.yaml",
+        "Coral/csgr_frcnn_mnv2_efflite2.yaml",
+        "Coral/csgr_retinanet_mnv2_efflite2.yaml",
+    ],
+)
+def test_offline_suites_run_the_default(name):
+    cfg = config_from_file(os.path.join(ROOT, "configs", name))
+    assert cfg.MODEL.DISTILL.CSGR.FORMULATION == "headinit"
 
 
 @pytest.mark.parametrize("dataset, name, method", CONFIGS)

@@ -200,6 +200,7 @@ def test_float32_under_autocast():
 def test_builder_reads_config():
     cfg = get_cfg()
     add_csgr_config(cfg)
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = "published"  # every key read as set
     cfg.MODEL.DISTILL.CSGR.IN_FEATURES = ["p4", "p3"]
     cfg.MODEL.DISTILL.CSGR.CAT_WEIGHT = 2e-3
     cfg.MODEL.DISTILL.CSGR.REL_WEIGHT = 3e-5
@@ -240,6 +241,7 @@ def test_builder_missing_level_names_both_sides():
 def test_builder_adapts_differing_widths():
     cfg = get_cfg()
     add_csgr_config(cfg)
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = "published"  # every key read as set
     cfg.MODEL.DISTILL.CSGR.IN_FEATURES = ["p3", "p4"]
     loss = DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(8), shapes(16))
     for k in ("p3", "p4"):
@@ -286,6 +288,7 @@ def test_relation_levels_separate_from_category_levels():
 def test_builder_reads_relation_levels():
     cfg = get_cfg()
     add_csgr_config(cfg)
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = "published"  # every key read as set
     assert cfg.MODEL.DISTILL.CSGR.REL_IN_FEATURES == []
     build = DISTILL_LOSS_REGISTRY.get("CSGR").build
     loss = build(cfg, shapes(16), shapes(16))
@@ -493,6 +496,7 @@ def test_relation_level_mean_averages_each_level():
 def test_builder_reads_rel_level_mean():
     cfg = get_cfg()
     add_csgr_config(cfg)
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = "published"  # every key read as set
     build = DISTILL_LOSS_REGISTRY.get("CSGR").build
     assert cfg.MODEL.DISTILL.CSGR.REL_LEVEL_MEAN is False  # published
     assert build(cfg, shapes(8), shapes(8)).rel_level_mean is False

@@ -1,6 +1,7 @@
 """MODEL.DISTILL.CSGR.FORMULATION: "published" reads every key as set; "pkd-levels-headinit" is
 the relation term averaged per level on PKD's levels and weights with the student's heads from
-the teacher, the same training as those keys set one by one."""
+the teacher, the same training as those keys set one by one; "published-headinit" is the
+published terms with that init; "headinit" is one of the two by student detector."""
 
 import pytest
 import torch
@@ -29,14 +30,15 @@ def build(arch="GeneralizedRCNN", levels=("p2", "p3", "p4", "p5", "p6"), **keys)
     return DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(levels), shapes(levels))
 
 
-def test_published_is_the_default_and_reads_the_keys():
+def test_headinit_is_the_default_and_published_reads_the_keys():
     cfg = get_cfg()
     add_csgr_config(cfg)
-    assert cfg.MODEL.DISTILL.CSGR.FORMULATION == "published"
-    loss = build()
+    assert cfg.MODEL.DISTILL.CSGR.FORMULATION == "headinit"
+    loss = build(FORMULATION="published")
     assert (loss.rel_level_mean, loss.rel_weight) == (False, 1e-5)
     assert loss.rel_features == loss.in_features == ["p2", "p3", "p4", "p5", "p6"]
-    loss = build(REL_LEVEL_MEAN=True, REL_WEIGHT=3.0, REL_IN_FEATURES=["p2", "p3"])
+    keys = dict(REL_LEVEL_MEAN=True, REL_WEIGHT=3.0, REL_IN_FEATURES=["p2", "p3"])
+    loss = build(FORMULATION="published", **keys)
     assert (loss.rel_level_mean, loss.rel_weight, loss.rel_features) == (True, 3.0, ["p2", "p3"])
 
 
@@ -64,6 +66,58 @@ def test_pkd_levels_per_detector(arch, levels, rel_levels, weight):
 def test_keys_it_fixes_are_an_error_when_set(key, value):
     with pytest.raises(ValueError, match=f"MODEL.DISTILL.CSGR.{key} is set too"):
         build(FORMULATION=FORMULATION, **{key: value})
+    with pytest.raises(ValueError, match=f"'headinit' \\('{FORMULATION}' for a GeneralizedRCNN"):
+        build(FORMULATION="headinit", **{key: value})
+
+
+def test_rel_weight_minus_one_means_published_and_is_not_a_setting():
+    loss = build(FORMULATION=FORMULATION, REL_WEIGHT=-1.0)
+    assert loss.rel_weight == 3.0
+
+
+def test_headinit_is_pkd_levels_for_faster_rcnn_and_published_for_retinanet():
+    expected = build(FORMULATION=FORMULATION)
+    loss = build(FORMULATION="headinit")
+    assert (loss.rel_level_mean, loss.rel_weight, loss.rel_features) == (
+        expected.rel_level_mean,
+        expected.rel_weight,
+        expected.rel_features,
+    )
+    levels = ("p3", "p4", "p5", "p6", "p7")
+    for name in ("headinit", "published-headinit"):
+        loss = build("RetinaNet", levels, FORMULATION=name)
+        assert (loss.rel_level_mean, loss.rel_weight) == (False, 1e-5)
+        assert loss.rel_features == loss.in_features == list(levels)
+    # published-headinit reads the relation keys as published does
+    loss = build("RetinaNet", levels, FORMULATION="published-headinit", REL_WEIGHT=2.0)
+    assert loss.rel_weight == 2.0
+
+
+@pytest.mark.parametrize(
+    "name, arch, parts",
+    [
+        ("published", "GeneralizedRCNN", ()),
+        ("published-headinit", "GeneralizedRCNN", ("head",)),
+        ("pkd-levels-headinit", "RetinaNet", ("head",)),
+        ("headinit", "GeneralizedRCNN", ("head",)),
+        ("headinit", "RetinaNet", ("head",)),
+    ],
+)
+def test_init_parts(name, arch, parts):
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = arch
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = name
+    assert DISTILL_LOSS_REGISTRY.get("CSGR").student_init_parts(cfg) == parts
+
+
+def test_headinit_names_a_student_it_does_not_define():
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = "FCOS"
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = "headinit"
+    with pytest.raises(ValueError, match="'headinit' is defined for students.*not 'FCOS'"):
+        DISTILL_LOSS_REGISTRY.get("CSGR").student_init_parts(cfg)
 
 
 def test_unknown_formulation_and_no_common_pkd_level_are_named():
@@ -73,35 +127,17 @@ def test_unknown_formulation_and_no_common_pkd_level_are_named():
         build("RetinaNet", ("p2", "p7"), FORMULATION=FORMULATION)
 
 
-def _distiller(tmp_path, formulation="published"):
+def _distiller(tmp_path, formulation):
     cfg = distill_cfg(str(tmp_path), fpn_channels=64)  # the saved teacher's FPN width
     cfg.MODEL.DISTILL.CSGR.FORMULATION = formulation
     torch.manual_seed(0)
     return build_model(cfg)
 
 
-def test_same_training_as_the_keys_set_one_by_one(tmp_path):
-    named = _distiller(tmp_path, FORMULATION)
-    cfg = distill_cfg(str(tmp_path), fpn_channels=64)
-    cfg.MODEL.DISTILL.CSGR.REL_LEVEL_MEAN = True
-    cfg.MODEL.DISTILL.CSGR.REL_WEIGHT = 3.0
-    cfg.MODEL.DISTILL.CSGR.REL_IN_FEATURES = ["p2", "p3", "p4", "p5"]
-    cfg.MODEL.DISTILL.STUDENT_INIT_FROM_TEACHER = ["head"]
-    torch.manual_seed(0)
-    by_keys = build_model(cfg)
+def _assert_same_training(named, by_keys):
     mine, theirs = named.state_dict(), by_keys.state_dict()
     assert mine.keys() == theirs.keys()
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
-    # the heads are the teacher's, the backbone is not
-    student, teacher = named.student.state_dict(), named.teacher.state_dict()
-    for key in (
-        "roi_heads.box_predictor.cls_score.weight",
-        "proposal_generator.rpn_head.conv.weight",
-    ):
-        assert torch.equal(student[key], teacher[key]), key
-    assert not torch.equal(
-        student["backbone.fpn_output3.weight"], teacher["backbone.fpn_output3.weight"]
-    )
     batch = random_batch()
     with EventStorage(0):
         torch.manual_seed(1)
@@ -113,8 +149,41 @@ def test_same_training_as_the_keys_set_one_by_one(tmp_path):
         assert torch.equal(losses[k], expected[k]), k
 
 
+@pytest.mark.parametrize("name", [FORMULATION, "headinit"])
+def test_same_training_as_the_keys_set_one_by_one(tmp_path, name):
+    named = _distiller(tmp_path, name)
+    cfg = distill_cfg(str(tmp_path), fpn_channels=64)
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = "published"
+    cfg.MODEL.DISTILL.CSGR.REL_LEVEL_MEAN = True
+    cfg.MODEL.DISTILL.CSGR.REL_WEIGHT = 3.0
+    cfg.MODEL.DISTILL.CSGR.REL_IN_FEATURES = ["p2", "p3", "p4", "p5"]
+    cfg.MODEL.DISTILL.STUDENT_INIT_FROM_TEACHER = ["head"]
+    torch.manual_seed(0)
+    by_keys = build_model(cfg)
+    # the heads are the teacher's, the backbone is not
+    student, teacher = named.student.state_dict(), named.teacher.state_dict()
+    for key in (
+        "roi_heads.box_predictor.cls_score.weight",
+        "proposal_generator.rpn_head.conv.weight",
+    ):
+        assert torch.equal(student[key], teacher[key]), key
+    assert not torch.equal(
+        student["backbone.fpn_output3.weight"], teacher["backbone.fpn_output3.weight"]
+    )
+    _assert_same_training(named, by_keys)
+
+
+def test_published_headinit_is_published_with_the_heads_from_the_teacher(tmp_path):
+    named = _distiller(tmp_path, "published-headinit")
+    cfg = distill_cfg(str(tmp_path), fpn_channels=64)
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = "published"
+    cfg.MODEL.DISTILL.STUDENT_INIT_FROM_TEACHER = ["head"]
+    torch.manual_seed(0)
+    _assert_same_training(named, build_model(cfg))
+
+
 def test_published_student_keeps_its_own_heads(tmp_path):
-    model = _distiller(tmp_path)
+    model = _distiller(tmp_path, "published")
     key = "roi_heads.box_predictor.cls_score.weight"
     assert not torch.equal(model.student.state_dict()[key], model.teacher.state_dict()[key])
 

@@ -11,6 +11,11 @@ whether the student's detection heads start from the teacher's.
   teacher's where names and shapes agree (FGD's published recipe has the same init). It fixes
   ``REL_LEVEL_MEAN``, ``REL_WEIGHT`` and ``REL_IN_FEATURES``: set to anything but their defaults,
   they are an error (use ``"published"`` to tune them).
+* ``"published-headinit"``: the published terms, every key read as set, and the student's heads
+  initialised from the teacher's as above.
+* ``"headinit"``: one setting for either student, resolved from its meta-architecture to what was
+  measured best for it: a Faster R-CNN student ``"pkd-levels-headinit"``, a RetinaNet student
+  ``"published-headinit"``.
 
 Measured in BENCHMARKS.md ("Shapes, ImageNet-initialised" and "Coral").
 """
@@ -21,9 +26,11 @@ from detectron2.config import CfgNode
 
 from .base import get_method
 
-__all__ = ["FORMULATIONS", "pkd_levels", "relation_settings", "init_parts"]
+__all__ = ["FORMULATIONS", "formulation", "pkd_levels", "relation_settings", "init_parts"]
 
-FORMULATIONS = ("published", "pkd-levels-headinit")
+FORMULATIONS = ("published", "published-headinit", "pkd-levels-headinit", "headinit")
+# What "headinit" is for each student meta-architecture.
+HEADINIT_BY_DETECTOR = {"GeneralizedRCNN": "pkd-levels-headinit", "RetinaNet": "published-headinit"}
 _FIXED = ("REL_LEVEL_MEAN", "REL_WEIGHT", "REL_IN_FEATURES")
 
 
@@ -36,13 +43,28 @@ def pkd_levels(arch: str) -> Tuple[Tuple[str, ...], float]:
     return tuple(published["IN_FEATURES"]), published["WEIGHT"] / 2
 
 
-def _formulation(cfg: CfgNode) -> str:
+def formulation(cfg: CfgNode) -> str:
+    """The config's formulation, ``"headinit"`` resolved for its student detector.
+
+    Raises:
+        ValueError: an unknown formulation; ``"headinit"`` for a student detector it does not
+            define.
+    """
     value = cfg.MODEL.DISTILL.CSGR.FORMULATION
     if value not in FORMULATIONS:
         raise ValueError(
             f"MODEL.DISTILL.CSGR.FORMULATION must be one of {FORMULATIONS}, got {value!r}"
         )
-    return value
+    if value != "headinit":
+        return value
+    arch = cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
+    if arch not in HEADINIT_BY_DETECTOR:
+        raise ValueError(
+            f"MODEL.DISTILL.CSGR.FORMULATION 'headinit' is defined for students "
+            f"{sorted(HEADINIT_BY_DETECTOR)}, not {arch!r} (MODEL.DISTILL.STUDENT_META_ARCHITECTURE)"
+            "; use 'published' or 'published-headinit'"
+        )
+    return HEADINIT_BY_DETECTOR[arch]
 
 
 def relation_settings(
@@ -64,29 +86,40 @@ def relation_settings(
             (naming it); none of PKD's levels in both student and teacher.
     """
     node = cfg.MODEL.DISTILL.CSGR
-    formulation = _formulation(cfg)
-    if formulation == "published":
+    name = formulation(cfg)
+    if name in ("published", "published-headinit"):
         return tuple(node.REL_IN_FEATURES), rel_weight, bool(node.REL_LEVEL_MEAN)
+    if node.FORMULATION != name:
+        name = (
+            f"{node.FORMULATION!r} ({name!r} for a {cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE})"
+        )
+    else:
+        name = repr(name)
     defaults = CfgNode()
     get_method("CSGR").add_config(defaults)  # the published values the formulation replaces
-    changed = [k for k in _FIXED if node[k] != defaults[k]]
+    changed = [
+        k
+        for k in _FIXED
+        if node[k] != defaults[k] and not (k == "REL_WEIGHT" and node[k] == -1)  # -1: published
+    ]
     if changed:
         raise ValueError(
-            f"MODEL.DISTILL.CSGR.FORMULATION {formulation!r} sets the relation term itself, but "
+            f"MODEL.DISTILL.CSGR.FORMULATION {name} sets the relation term itself, but "
             f"{', '.join('MODEL.DISTILL.CSGR.' + k for k in changed)} is set too; leave it at its "
-            "default or use FORMULATION 'published' to tune the relation term"
+            "default or use FORMULATION 'published' or 'published-headinit' to tune the relation "
+            "term"
         )
     arch = cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
     if arch not in get_method("PKD").PUBLISHED:
         raise ValueError(
-            f"MODEL.DISTILL.CSGR.FORMULATION {formulation!r} is defined for students "
+            f"MODEL.DISTILL.CSGR.FORMULATION {name} is defined for students "
             f"{sorted(get_method('PKD').PUBLISHED)}, not {arch!r}"
         )
     wanted, weight = pkd_levels(arch)
     levels = tuple(k for k in wanted if k in student_shapes and k in teacher_shapes)
     if not levels:
         raise ValueError(
-            f"MODEL.DISTILL.CSGR.FORMULATION {formulation!r}: none of PKD's levels {list(wanted)} "
+            f"MODEL.DISTILL.CSGR.FORMULATION {name}: none of PKD's levels {list(wanted)} "
             f"is in both the student {sorted(student_shapes)} and the teacher "
             f"{sorted(teacher_shapes)}"
         )
@@ -95,4 +128,4 @@ def relation_settings(
 
 def init_parts(cfg: CfgNode) -> Tuple[str, ...]:
     """The student parts the formulation initialises from the teacher ("head" or none)."""
-    return ("head",) if _formulation(cfg) == "pkd-levels-headinit" else ()
+    return () if formulation(cfg) == "published" else ("head",)
