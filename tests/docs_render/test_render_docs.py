@@ -56,13 +56,14 @@ def test_changing_a_results_file_changes_the_rendered_table(tmp_path):
         "# x\n<!-- results:make_main:make_main start -->\n<!-- results:make_main:make_main end -->\n"
     )
     assert render_file(str(tmp_path), str(doc))
-    assert "| 14.11 |" in doc.read_text()
     data = json.loads(target.read_text())
-    data["results"]["CSGR"][0]["AP"] = 15.25
+    recorded = f"| {data['results']['CSGR'][0]['AP']:.2f} "
+    assert recorded in doc.read_text()
+    data["results"]["CSGR"][0]["AP"] = 99.25
     target.write_text(json.dumps(data))
     assert check_files(str(tmp_path), [str(doc)]) == [("README.md", 2, "make_main:make_main")]
     assert render_file(str(tmp_path), str(doc))
-    assert "| 15.25 |" in doc.read_text() and "| 14.11 |" not in doc.read_text()
+    assert "| 99.25 " in doc.read_text() and recorded not in doc.read_text()
     assert not render_file(str(tmp_path), str(doc))  # rendering again changes nothing
 
 
@@ -209,6 +210,20 @@ def test_where_csgr_loses_names_other_methods_variants_but_not_its_own_settings(
     res = AccuracyResults(json.loads((tmp_path / "results.json").read_text()))
     line = compact_table([res], ["RetinaNet"]).split("Where CSGR loses (mean AP): ")[1]
     assert line.startswith("RetinaNet: published 7.00, below PKD-headinit 8.00.")
+    # a file whose default ran as a CSGR setting says where that row loses, first
+    res.display["default"] = "CSGR-other"
+    line = compact_table([res], ["RetinaNet"]).split("Where CSGR loses (mean AP): ")[1]
+    assert line.startswith("RetinaNet: default 9.00, best; published 7.00, below PKD-headinit")
+    res.display["default"] = "PKD"  # a default below the baseline's rivals names them
+    line = compact_table([res], ["RetinaNet"]).split("Where CSGR loses (mean AP): ")[1]
+    assert line.startswith("RetinaNet: default 6.00, below PKD-headinit 8.00; published 7.00")
+    # with no CSGR row to judge, the methods not run start a paragraph of their own
+    del res.display["default"]
+    for label in ("CSGR", "CSGR-other"):
+        del res.results[label]
+        res.data["aggregate"].pop(label, None)
+    table = compact_table([res], ["RetinaNet"])
+    assert "Where CSGR loses" not in table and "|\n\nNot run yet: RetinaNet: " in table
 
 
 def test_generic_tables_render_their_lines():

@@ -117,17 +117,22 @@ def _compact_cell(res: AccuracyResults, label: str) -> str:
 
 
 def _loses_line(res: AccuracyResults, column: str) -> str:
-    """Where the published (and calibrated) CSGR rows of one file lose; "" if it has neither."""
+    """Where CSGR's default (the file's ``display["default"]`` row, where it names one), its
+    published and its calibrated rows of one file lose; "" if it has none of them."""
     parts = []
-    for suffix, mode in (("", "published"), (CALIBRATED, "calibrated")):
-        csgr = "CSGR" + suffix
+    rows = [("CSGR", "published"), ("CSGR" + CALIBRATED, "calibrated")]
+    default = res.display.get("default")
+    if default:
+        rows.insert(0, (default, "default"))
+    for csgr, mode in rows:
         if csgr not in res.labels or not res.seeds(csgr):
             continue
+        suffix = CALIBRATED if mode == "calibrated" else ""
         mine = res.mean(csgr)
         above = [
             (label[: len(label) - len(suffix)], res.mean(label))
             for label in res.labels
-            if label not in ("teacher", "baseline", csgr)
+            if label not in ("teacher", "baseline", "CSGR", csgr)
             and label.endswith(suffix)
             and (suffix or not label.endswith(CALIBRATED))
             and not label.startswith("CSGR-")
@@ -179,7 +184,9 @@ def compact_table(results: List[AccuracyResults], columns: List[str]) -> str:
     text = table + ("\n\nWhere CSGR loses (mean AP): " + ". ".join(lines) + "." if lines else "")
     missing = [_not_run(res, column) for res, column in zip(results, columns)]
     missing = [m for m in missing if m]
-    return text + (" Not run yet: " + "; ".join(missing) + "." if missing else "")
+    if missing:
+        text += (" " if lines else "\n\n") + "Not run yet: " + "; ".join(missing) + "."
+    return text
 
 
 def _not_run(res: AccuracyResults, column: str) -> str:

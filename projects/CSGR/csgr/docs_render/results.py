@@ -12,7 +12,8 @@ An accuracy results file is the ``results.json`` that ``tools/benchmark_accuracy
 * ``failed``: ``{"<label> seed <k>": why}`` of the runs that failed (diverged or crashed);
 * ``provenance``: command, commit, machine, date, seeds, split (and ``transcribed_from`` for a
   file transcribed from an earlier document);
-* ``display`` (optional): ``{"labels": {label: row name}, "name": column name}``.
+* ``display`` (optional): ``{"labels": {label: row name}, "name": column name, "default": the
+  label of the row that ran CSGR's default, where the file's "CSGR" row is another setting}``.
 
 Other results files hold ``tables`` (generic tables, see :mod:`.tables`) or the speed
 benchmark's ``meta``/``settings``/``results`` (``tools/benchmark_distill.py --json``).
