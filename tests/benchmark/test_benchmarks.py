@@ -405,8 +405,9 @@ def _digest_before_later_keys(run, teacher):
 
 def test_config_digest_of_csgr_category_attention(tmp_path):
     """CSGR runs stamped before CATEGORY_ATTENTION, CATEGORY_MIN_CELLS, REL_LEVEL_MEAN and
-    FORMULATION existed (the published "learned", 0, False, "published") keep their digest;
-    another attention or cell count is another run."""
+    FORMULATION existed (the published "learned", 0, False, "published") keep their digest when
+    run with FORMULATION "published"; another attention or cell count, or the default formulation
+    ("headinit"), is another run."""
     from csgr.benchmark.accuracy_runs import Variant, plan_runs
     from csgr.benchmark.run_digest import KEYS_ADDED_LATER, config_digest, config_digests
 
@@ -417,12 +418,18 @@ def test_config_digest_of_csgr_category_attention(tmp_path):
     assert KEYS_ADDED_LATER["MODEL.DISTILL.CSGR.FORMULATION"] == ("published", "CSGR")
     cells = "MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS"
     variants = (Variant("CSGR-gt", "CSGR", (key, "gt")), Variant("CSGR-64", "CSGR", (cells, "64")))
-    _, students, _ = plan_runs("frcnn", ["CSGR"], [1], str(tmp_path), ROOT, variants=variants)
+    published = ("MODEL.DISTILL.CSGR.FORMULATION", "published")
+    _, students, _ = plan_runs(
+        "frcnn", ["CSGR"], [1], str(tmp_path), ROOT, variants=variants, extra_opts=published
+    )
     runs = {r.label: r for r in students}
     teacher = tmp_path / "frcnn" / "teacher" / "seed1" / "model_final.pth"
     teacher.parent.mkdir(parents=True)
     teacher.write_bytes(b"the teacher's weights: part of every student's digest")
     assert _digest_before_later_keys(runs["CSGR"], teacher) == config_digests(runs["CSGR"])[1]
+    default = dataclasses.replace(runs["CSGR"], opts=[o for o in runs["CSGR"].opts[:-2]])
+    assert runs["CSGR"].opts[-2:] == list(published)
+    assert config_digest(default) != config_digest(runs["CSGR"])
     gt = runs["CSGR-gt"]
     assert config_digest(gt) != config_digest(
         dataclasses.replace(gt, opts=[o for o in gt.opts if o not in (key, "gt")])
