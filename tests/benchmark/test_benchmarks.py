@@ -653,7 +653,8 @@ def test_teacher_weights_name_the_users_file_from_any_folder(tmp_path, monkeypat
 
 def test_config_digest_of_the_distillation_schedule(tmp_path):
     """MODEL.DISTILL.SCHEDULE reaches every distilling run, whatever its method, and no teacher
-    or baseline; at its default (distil from the first iteration) every run digests as before."""
+    or baseline; at its default (distil from the first iteration) every run digests as before
+    (CSGR's with the formulation it had then, "published")."""
     from csgr.benchmark.accuracy_runs import plan_runs
     from csgr.benchmark.run_digest import config_digest, config_digests
 
@@ -666,7 +667,9 @@ def test_config_digest_of_the_distillation_schedule(tmp_path):
     weights = tmp_path / "frcnn" / "teacher" / "seed1" / "model_final.pth"
     weights.parent.mkdir(parents=True)
     weights.write_bytes(b"the teacher's weights: part of every student's digest")
-    default, late = runs(), runs("MODEL.DISTILL.SCHEDULE.START_ITER", "-1")
+    published = ("MODEL.DISTILL.CSGR.FORMULATION", "published")
+    default = runs(*published)
+    late = runs(*published, "MODEL.DISTILL.SCHEDULE.START_ITER", "-1")
     for label in ("teacher", "baseline"):
         assert config_digest(default[label]) == config_digest(late[label])
     for label in ("CSGR", "PKD"):

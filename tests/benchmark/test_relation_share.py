@@ -43,6 +43,7 @@ def _set_gamma(model, value):
 @pytest.mark.parametrize("recurrence", [1, 2])
 def test_pairs_are_the_teachers_then_the_students_and_make_the_loss(tmp_path, recurrence):
     cfg = distill_cfg(str(tmp_path))  # student FPN 32 channels through an adapter, teacher 64
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = "published"  # the relation term on every level
     cfg.MODEL.DISTILL.CSGR.RECURRENCE = recurrence
     torch.manual_seed(0)
     model = build_model(cfg)
@@ -64,6 +65,7 @@ def test_pairs_are_the_teachers_then_the_students_and_make_the_loss(tmp_path, re
 
 def test_share_is_zero_at_gamma_zero_and_linear_in_gamma(tmp_path):
     cfg = distill_cfg(str(tmp_path))
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = "published"  # REL_IN_FEATURES read as set
     cfg.MODEL.DISTILL.CSGR.REL_IN_FEATURES = ["p3", "p4"]
     torch.manual_seed(0)
     model = build_model(cfg)
@@ -110,6 +112,7 @@ def test_tool_on_a_run_keeps_its_folder(tmp_path, shapes_root, monkeypatch):
     scratch.mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(scratch))
     cfg = shapes_distill_cfg(tmp_path)
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = "published"  # the relation term on every level
     model = build_model(cfg)
     _set_gamma(model, 0.05)
     run = tmp_path / "run"

@@ -67,6 +67,7 @@ def test_per_term_gradient_norms(shapes):
     argv = ["--config-file", f"{ROOT}/configs/Shapes/csgr_frcnn_r18_r34.yaml", "--iters", "3"]
     argv += ["--params", f"{classifiers},student.roi_heads.box_head", "--per-term", "2"]
     argv += ["OUTPUT_DIR", str(shapes / "out"), "MODEL.DISTILL.TEACHER.WEIGHTS", str(weights)]
+    argv += ["MODEL.DISTILL.CSGR.FORMULATION", "published"]  # both terms on p2-p6
     rows = load_tool("trace_norms").main(argv + SMALL)
     assert [bool(r.term_grad_norm) for r in rows] == [True, False, True]  # iterations 0 and 2
     terms = rows[0].term_grad_norm
