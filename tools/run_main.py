@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""The main job: baseline student vs CSGR student on an offline dataset (default: the shapes).
+"""The main job: baseline student vs CSGR student on an offline dataset (default: the shapes with
+ImageNet-initialised MobileNetV2-FPN student and EfficientNet-Lite2-FPN teacher).
 
 A preset of the experiment runner of tools/benchmark_accuracy.py (same run layout, so each reuses
 the other's finished runs):
@@ -17,9 +18,10 @@ While the runs train, each shows a live progress line (iteration, s/it, ETA, los
 Every run goes through tools/train_net.py, as a user would run it; outputs go to
 ``--output/<detector>/<teacher|baseline|csgr>/seed<k>`` (default output/<suite>).
 
-    python tools/run_main.py                     # Faster R-CNN (default)
+    python tools/run_main.py                     # Faster R-CNN, pretrained shapes (default)
     python tools/run_main.py --detector retinanet
     python tools/run_main.py --suite coral       # real photographs, ImageNet-initialised
+    python tools/run_main.py --suite shapes      # ResNet-FPN trained from scratch
     python tools/run_main.py --iters 300 --teacher-iters 600   # other schedules
 
 Trailing ``KEY VALUE`` opts go to every run (e.g. ``SOLVER.IMS_PER_BATCH 4``).
@@ -43,7 +45,10 @@ METHOD = "CSGR"
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--suite", choices=sorted(SUITES), default="shapes", help="data and models (see SUITES)"
+        "--suite",
+        choices=sorted(SUITES),
+        default="shapes-pretrained",
+        help="data and models (see SUITES)",
     )
     parser.add_argument("--detector", choices=sorted(SUITES["shapes"]), default="frcnn")
     parser.add_argument("--output", help="runs go to <output>/<detector> (default output/<suite>)")

@@ -181,7 +181,9 @@ def test_run_main_tiny(tmp_path, monkeypatch, capsys):
     data = tmp_path / "d2datasets"
     generate_shapes_dataset(str(data / "csgr_shapes"), num_train=12, num_val=6, image_size=64)
     monkeypatch.setenv("DETECTRON2_DATASETS", str(data))
-    argv = ["--iters", "2", "--teacher-iters", "3", "--output", str(tmp_path / "main")]
+    # the R34 -> R18 suite trained from scratch: no ImageNet weights needed at this size
+    argv = ["--suite", "shapes", "--iters", "2", "--teacher-iters", "3"]
+    argv += ["--output", str(tmp_path / "main")]
     argv += ["SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
     argv += ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64"]
     argv += ["INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64"]
@@ -219,7 +221,7 @@ def test_run_main_tiny(tmp_path, monkeypatch, capsys):
 
     # the accuracy benchmark plans the same runs in the same layout: it reuses all three
     bench = ["--iters", "2", "--teacher-iters", "3", "--seeds", "1", "--methods", "CSGR"]
-    bench += ["--reuse", "--output", str(tmp_path / "main"), *argv[6:]]
+    bench += ["--reuse", "--output", str(tmp_path / "main"), *argv[8:]]
     load_tool("benchmark_accuracy").main(bench)
     printed = capsys.readouterr().out
     assert printed.count("reusing") == 3 and "done in" not in printed

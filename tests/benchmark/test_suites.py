@@ -64,7 +64,8 @@ def test_suite_configs_compare_on_equal_terms(tmp_path, suite, detector):
 def test_tools_take_a_suite(tool_name):
     """``--suite`` picks the suite; runs go to output/<suite> unless --output says otherwise."""
     tool = load_tool(tool_name)
-    assert tool.parse_args([]).output == os.path.join(ROOT, "output", "shapes")
+    default = {"benchmark_accuracy": "shapes", "run_main": "shapes-pretrained"}[tool_name]
+    assert tool.parse_args([]).output == os.path.join(ROOT, "output", default)
     args = tool.parse_args(["--suite", "coral", "--detector", "retinanet"])
     assert (args.suite, args.output) == ("coral", os.path.join(ROOT, "output", "coral"))
     assert tool.parse_args(["--suite", "coral", "--output", "x"]).output == "x"
