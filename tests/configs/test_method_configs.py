@@ -45,7 +45,12 @@ def test_configs_switch_only_the_method(dataset, name, method):
     assert cfg.dump() == csgr_cfg.dump()
 
 
-PAPER = [f"{d}/csgr_{p}_{s}.yaml" for d, s in DATASETS.items() if d != "Shapes" for p in PREFIXES]
+PAPER = [
+    f"{d}/csgr_{p}_{s}.yaml"
+    for d, s in DATASETS.items()
+    if d != "Shapes"
+    for p in PREFIXES.values()
+]
 
 
 @pytest.mark.parametrize("name", PAPER + ["csgr_frcnn_r50.yaml", "csgr_retinanet_r50.yaml"])

@@ -206,3 +206,27 @@ def test_heads_of_other_shapes_are_a_warning_not_an_error(monkeypatch):
         student_init.init_student_from_teacher(student, teacher, ["head"])
     assert student_init.init_from_method_settings(cfg, student, teacher, ["head"]) == []
     assert len(warnings) == 1
+
+
+@pytest.mark.parametrize("name", ["published", "headinit"])
+def test_every_parameter_is_reached_when_the_category_term_drops_levels(name):
+    """DDP fails on a parameter no loss reached: a level the category term drops (fewer cells
+    than CATEGORY_MIN_CELLS) and the relation term does not read (p6 under "headinit", whose
+    relation term is on p2-p5) still keeps its adapter and classifier in the graph."""
+    from csgr.modeling.losses import DistillBatch
+
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    cfg.MODEL.DISTILL.CSGR.FORMULATION = name
+    cfg.MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS = 64
+    levels = ("p2", "p3", "p4", "p5", "p6")
+    loss = DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(levels, 8), shapes(levels, 16))
+    sizes = {"p2": 16, "p3": 8, "p4": 4, "p5": 2, "p6": 1}  # p4-p6 below 64 cells
+    g = torch.Generator().manual_seed(0)
+    student = {k: torch.randn(2, 8, s, s, generator=g) for k, s in sizes.items()}
+    teacher = {k: torch.randn(2, 16, s, s, generator=g) for k, s in sizes.items()}
+    out = loss(DistillBatch(student, teacher))
+    sum(out.values()).backward()
+    unreached = [n for n, p in loss.named_parameters() if p.grad is None]
+    assert unreached == []
+    assert "adapters" in " ".join(n for n, _ in loss.named_parameters())

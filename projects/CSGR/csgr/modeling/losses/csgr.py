@@ -156,10 +156,15 @@ class CSGRLoss(DistillLoss):
                 teacher = normalize_per_channel(teacher)
                 n = student.shape[0]
                 if student.shape[-2] * student.shape[-1] < self.category_min_cells:
-                    if k in self.classifiers:  # a zero that keeps it in the graph, for DDP
+                    # zeros that keep the level's classifier (and, where no relation term reads
+                    # the level, its adapter) in the graph: DDP fails on a parameter no loss
+                    # reached
+                    if k in self.classifiers:
                         loss_cat = (
                             loss_cat + sum(p.sum() for p in self.classifiers[k].parameters()) * 0.0
                         )
+                    if k not in self.relations:
+                        loss_cat = loss_cat + student.sum() * 0.0
                 elif k in self.classifiers:
                     classifier = self.classifiers[k]
                     proto_diff = category_prototypes(classifier, teacher) - category_prototypes(
