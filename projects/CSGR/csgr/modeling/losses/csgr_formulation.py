@@ -13,11 +13,12 @@ whether the student's detection heads start from the teacher's.
   they are an error (use ``"published"`` to tune them).
 * ``"published-headinit"``: the published terms, every key read as set, and the student's heads
   initialised from the teacher's as above.
-* ``"headinit"``: one setting for either student, resolved from its meta-architecture to what was
-  measured best for it: a Faster R-CNN student ``"pkd-levels-headinit"``, a RetinaNet student
-  ``"published-headinit"``.
+* ``"headinit"`` (the default): one setting for either student, resolved from its
+  meta-architecture to what was measured best for it: a Faster R-CNN student
+  ``"pkd-levels-headinit"``, a RetinaNet student ``"published-headinit"``. The paper's configs
+  (SODA10M, VOC, MiniCOCO) set ``"published"``.
 
-Measured in BENCHMARKS.md ("Shapes, ImageNet-initialised" and "Coral").
+Measured in BENCHMARKS.md ("The default CSGR, ImageNet-initialised students").
 """
 
 from typing import Tuple
