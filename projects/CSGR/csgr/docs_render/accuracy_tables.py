@@ -120,14 +120,12 @@ def _loses_line(res: AccuracyResults, column: str) -> str:
     """Where CSGR's default (the file's ``display["default"]`` row, where it names one), its
     published and its calibrated rows of one file lose; "" if it has none of them."""
     parts = []
-    rows = [("CSGR", "published"), ("CSGR" + CALIBRATED, "calibrated")]
-    default = res.display.get("default")
-    if default:
-        rows.insert(0, (default, "default"))
-    for csgr, mode in rows:
+    rows = [("CSGR", "published", ""), ("CSGR" + CALIBRATED, "calibrated", CALIBRATED)]
+    if res.display.get("default"):
+        rows.insert(0, (res.display["default"], "default", ""))
+    for csgr, mode, suffix in rows:
         if csgr not in res.labels or not res.seeds(csgr):
             continue
-        suffix = CALIBRATED if mode == "calibrated" else ""
         mine = res.mean(csgr)
         above = [
             (label[: len(label) - len(suffix)], res.mean(label))

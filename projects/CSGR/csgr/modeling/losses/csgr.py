@@ -248,14 +248,9 @@ class CSGR(DistillMethod):
         # and cells, so every level weighs the same whatever its size (as PKD). REL_WEIGHT then
         # weighs a mean: PKD's published per-level weights are 3 (Faster R-CNN), 5 (RetinaNet).
         _C.REL_LEVEL_MEAN = False
-        # "published" (the paper's formulation; every key above read as set);
-        # "published-headinit" (the same, and the student's detection heads initialised from the
-        # teacher's where shapes agree); "pkd-levels-headinit": the relation term averaged per
-        # level on PKD's levels at PKD's per-level weight (Faster R-CNN p2-p5 at 3, RetinaNet
-        # p3-p6 at 5) and the heads from the teacher; it fixes REL_LEVEL_MEAN, REL_WEIGHT and
-        # REL_IN_FEATURES; "headinit" (the default): "pkd-levels-headinit" for a Faster R-CNN
-        # student, "published-headinit" for a RetinaNet one (csgr_formulation.py). The paper's
-        # configs (SODA10M, VOC, MiniCOCO) set "published".
+        # "headinit" (the default: the student's heads from the teacher; for Faster R-CNN the
+        # relation term on PKD's levels, averaged per level), "published" (the paper's, which
+        # its configs set), "published-headinit" or "pkd-levels-headinit": csgr_formulation.py.
         _C.FORMULATION = "headinit"
 
     @classmethod
@@ -266,8 +261,8 @@ class CSGR(DistillMethod):
     def build(cls, cfg, student_shapes, teacher_shapes) -> CSGRLoss:
         csgr_cfg = cls.node(cfg)
         rel_in_features, rel_weight, rel_level_mean = relation_settings(
-            cfg, student_shapes, teacher_shapes, cls.published(cfg, "REL_WEIGHT")
-        )
+            cfg, student_shapes, teacher_shapes
+        ) or (csgr_cfg.REL_IN_FEATURES, cls.published(cfg, "REL_WEIGHT"), csgr_cfg.REL_LEVEL_MEAN)
         levels = select_levels(csgr_cfg.IN_FEATURES, student_shapes, teacher_shapes, "CSGR")
         rel_levels = levels
         if rel_in_features:

@@ -21,7 +21,7 @@ whether the student's detection heads start from the teacher's.
 Measured in BENCHMARKS.md ("The default CSGR, ImageNet-initialised students").
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 from detectron2.config import CfgNode
 
@@ -69,33 +69,29 @@ def formulation(cfg: CfgNode) -> str:
 
 
 def relation_settings(
-    cfg: CfgNode, student_shapes: dict, teacher_shapes: dict, rel_weight: float
-) -> Tuple[Tuple[str, ...], float, bool]:
-    """The relation term's (levels, weight, level mean) under the config's formulation.
+    cfg: CfgNode, student_shapes: dict, teacher_shapes: dict
+) -> Optional[Tuple[Tuple[str, ...], float, bool]]:
+    """The relation term's (levels, weight, level mean) where the config's formulation sets them,
+    None where it reads ``REL_IN_FEATURES``, ``REL_WEIGHT`` and ``REL_LEVEL_MEAN`` as set.
 
     Args:
         cfg: a Distiller config.
         student_shapes / teacher_shapes (dict[str, ShapeSpec]): backbone outputs by level.
-        rel_weight: ``REL_WEIGHT`` as the published formulation reads it (-1 resolved).
-
-    Returns:
-        (the relation term's levels, () meaning the category term's; its weight; whether it
-        averages each level).
 
     Raises:
         ValueError: an unknown formulation; a key the formulation fixes set to another value
             (naming it); none of PKD's levels in both student and teacher.
     """
     node = cfg.MODEL.DISTILL.CSGR
-    name = formulation(cfg)
-    if name in ("published", "published-headinit"):
-        return tuple(node.REL_IN_FEATURES), rel_weight, bool(node.REL_LEVEL_MEAN)
-    if node.FORMULATION != name:
-        name = (
-            f"{node.FORMULATION!r} ({name!r} for a {cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE})"
-        )
-    else:
-        name = repr(name)
+    resolved = formulation(cfg)
+    if resolved != "pkd-levels-headinit":
+        return None
+    arch = cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
+    shown = (
+        repr(resolved)
+        if node.FORMULATION == resolved
+        else f"'headinit' ({resolved!r} for a {arch})"
+    )
     defaults = CfgNode()
     get_method("CSGR").add_config(defaults)  # the published values the formulation replaces
     changed = [
@@ -105,22 +101,21 @@ def relation_settings(
     ]
     if changed:
         raise ValueError(
-            f"MODEL.DISTILL.CSGR.FORMULATION {name} sets the relation term itself, but "
+            f"MODEL.DISTILL.CSGR.FORMULATION {shown} sets the relation term itself, but "
             f"{', '.join('MODEL.DISTILL.CSGR.' + k for k in changed)} is set too; leave it at its "
             "default or use FORMULATION 'published' or 'published-headinit' to tune the relation "
             "term"
         )
-    arch = cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE
     if arch not in get_method("PKD").PUBLISHED:
         raise ValueError(
-            f"MODEL.DISTILL.CSGR.FORMULATION {name} is defined for students "
+            f"MODEL.DISTILL.CSGR.FORMULATION {shown} is defined for students "
             f"{sorted(get_method('PKD').PUBLISHED)}, not {arch!r}"
         )
     wanted, weight = pkd_levels(arch)
     levels = tuple(k for k in wanted if k in student_shapes and k in teacher_shapes)
     if not levels:
         raise ValueError(
-            f"MODEL.DISTILL.CSGR.FORMULATION {name}: none of PKD's levels {list(wanted)} "
+            f"MODEL.DISTILL.CSGR.FORMULATION {shown}: none of PKD's levels {list(wanted)} "
             f"is in both the student {sorted(student_shapes)} and the teacher "
             f"{sorted(teacher_shapes)}"
         )
