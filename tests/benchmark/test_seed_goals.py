@@ -37,3 +37,12 @@ def test_a_failed_seed_counts_as_below_and_pairs_by_seed():
     )
     assert lines[1] == "- CSGR best or within one std of the best (CSGR 15.50 ± 6.36): 15.50 (met)"
     assert csgr_seed_goals({"CSGR": _runs(1.0)}, {"CSGR": [1]}) == []
+
+
+def test_the_default_row_comes_first_and_is_named():
+    results = {"baseline": _runs(10.0, 12.0), "CSGR": _runs(9.0, 13.0), "CSGR-x": _runs(11.0, 14.0)}
+    seeds = {k: [1, 2] for k in results}
+    lines = csgr_seed_goals(results, seeds, default="CSGR-x")
+    assert lines[0].startswith("- the default (CSGR-x) AP above the baseline on every seed: 2 of 2")
+    assert lines[1].startswith("- the default (CSGR-x) best or within one std of the best")
+    assert lines[2].startswith("- CSGR AP above the baseline on every seed: 1 of 2")

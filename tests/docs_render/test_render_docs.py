@@ -214,6 +214,13 @@ def test_where_csgr_loses_names_other_methods_variants_but_not_its_own_settings(
     res.display["default"] = "CSGR-other"
     line = compact_table([res], ["RetinaNet"]).split("Where CSGR loses (mean AP): ")[1]
     assert line.startswith("RetinaNet: default 9.00, best; published 7.00, below PKD-headinit")
+    # the default's row comes right after the baseline's, whatever the file's order
+    students = [
+        line.split("|")[1].strip()
+        for line in compact_table([res], ["RetinaNet"]).splitlines()
+        if line.startswith("| ") and not line.startswith("| student")
+    ]
+    assert students[:3] == ["baseline", "CSGR-other", "CSGR"]
     res.display["default"] = "PKD"  # a default below the baseline's rivals names them
     line = compact_table([res], ["RetinaNet"]).split("Where CSGR loses (mean AP): ")[1]
     assert line.startswith("RetinaNet: default 6.00, below PKD-headinit 8.00; published 7.00")

@@ -16,6 +16,7 @@ def csgr_seed_goals(
     results: Dict[str, List[dict]],
     seeds: Dict[str, List[Optional[int]]],
     metric: str = "AP",
+    default: Optional[str] = None,
 ) -> List[str]:
     """Per CSGR row (``CSGR`` and every ``CSGR-<variant>``): above the baseline on every seed
     the baseline finished (a seed whose CSGR run failed counts as below), and best student or
@@ -25,6 +26,8 @@ def csgr_seed_goals(
         results: label -> the metrics of its finished runs, in run order.
         seeds: label -> the seed of each of those runs (same order).
         metric: the metric compared (the test set's: AP, or AP50 for PASCAL VOC).
+        default: the label of the row that ran CSGR's default, where it is not "CSGR": its
+            lines come first and name it "the default (<label>)".
 
     Returns:
         one line per goal and CSGR row, ending "(met)" or "(NOT met)"; [] without a baseline.
@@ -44,7 +47,12 @@ def csgr_seed_goals(
     best_values = list(runs[best].values())
     best_std = statistics.stdev(best_values) if len(best_values) > 1 else 0.0
     lines = []
-    for label in [k for k in results if k == "CSGR" or k.startswith("CSGR-")]:
+    labels = [k for k in results if k == "CSGR" or k.startswith("CSGR-")]
+    if default in labels:
+        labels.remove(default)
+        labels.insert(0, default)
+    for label in labels:
+        name = f"the default ({label})" if label == default else label
         own = runs.get(label, {})
         above = [s for s in sorted(base) if s in own and own[s] > base[s]]
         verdict = "met" if len(above) == len(base) else "NOT met"
@@ -53,14 +61,14 @@ def csgr_seed_goals(
             for s in sorted(base)
         )
         lines.append(
-            f"- {label} {metric} above the baseline on every seed: {len(above)} of {len(base)} "
+            f"- {name} {metric} above the baseline on every seed: {len(above)} of {len(base)} "
             f"({deltas}) ({verdict})"
         )
         if label not in means:
             continue
         near = label == best or means[label] >= means[best] - best_std
         lines.append(
-            f"- {label} best or within one std of the best ({best} {means[best]:.2f} ± "
+            f"- {name} best or within one std of the best ({best} {means[best]:.2f} ± "
             f"{best_std:.2f}): {means[label]:.2f} ({'met' if near else 'NOT met'})"
         )
     return lines

@@ -161,6 +161,7 @@ def compact_table(results: List[AccuracyResults], columns: List[str]) -> str:
             and label not in labels
             and (label == "teacher" or len(res.seeds(label)) + len(res.failures(label)) > 1)
         ]
+    labels = _default_first(labels, results)
     headers, calibrated = ["student"], []
     for res, column in zip(results, columns):
         calibrated.append(any(label.endswith(CALIBRATED) for label in res.labels))
@@ -185,6 +186,15 @@ def compact_table(results: List[AccuracyResults], columns: List[str]) -> str:
     if missing:
         text += (" " if lines else "\n\n") + "Not run yet: " + "; ".join(missing) + "."
     return text
+
+
+def _default_first(labels: List[str], results: List[AccuracyResults]) -> List[str]:
+    """``labels`` with the rows the files name as CSGR's default (``display["default"]``) moved
+    right after the teacher and the baseline, so a reader finds the default under its baseline."""
+    defaults = [r.display["default"] for r in results if r.display.get("default") in labels]
+    head = [label for label in ("teacher", "baseline") if label in labels]
+    first = head + [d for d in dict.fromkeys(defaults) if d not in head]
+    return first + [label for label in labels if label not in first]
 
 
 def _not_run(res: AccuracyResults, column: str) -> str:

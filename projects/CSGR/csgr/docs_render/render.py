@@ -38,7 +38,9 @@ def _results(root: str, name: str, view: str, doc_dir: str) -> str:
         return provenance_text(name, data, link)
     if view == "goals":
         seeds = data.get("seeds", {})
-        return "\n".join(csgr_seed_goals(data["results"], seeds, data.get("metric", "AP")))
+        default = data.get("display", {}).get("default")
+        lines = csgr_seed_goals(data["results"], seeds, data.get("metric", "AP"), default)
+        return "\n".join(lines)
     if "tables" in data:
         return generic_tables(data)
     if "meta" in data and "settings" in data:
