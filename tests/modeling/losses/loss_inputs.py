@@ -57,7 +57,7 @@ def cfg_for(arch, methods=()):
     return cfg
 
 
-def shapes(channels, levels):
+def shapes(channels, levels=("p3", "p4", "p5")):
     """Backbone output shapes: ``channels`` wide at each of ``levels`` (named ``p<stride log>``)."""
     return {k: ShapeSpec(channels=channels, stride=2 ** int(k[1:])) for k in levels}
 

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 from detectron2.config import get_cfg
-from detectron2.layers import ShapeSpec
 from detectron2.structures import Boxes, Instances
+from loss_inputs import shapes
 
 from csgr.config import add_csgr_config
 from csgr.modeling.losses import DISTILL_LOSS_REGISTRY, CSGRLoss, DistillBatch
@@ -37,10 +37,6 @@ def make_loss(cs=16, ct=16, num_classes=3, **kwargs):
         num_classes=num_classes,
         **kwargs,
     )
-
-
-def shapes(channels, levels=("p3", "p4", "p5")):
-    return {k: ShapeSpec(channels=channels, stride=2 ** int(k[1:])) for k in levels}
 
 
 def test_zero_for_equal_features_and_positive_otherwise():

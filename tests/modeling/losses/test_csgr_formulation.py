@@ -6,9 +6,9 @@ published terms with that init; "headinit" is one of the two by student detector
 import pytest
 import torch
 from detectron2.config import get_cfg
-from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
+from loss_inputs import shapes
 from tiny_models import distill_cfg, random_batch, tiny_cfg
 
 from csgr.config import add_csgr_config
@@ -17,17 +17,13 @@ from csgr.modeling.losses import DISTILL_LOSS_REGISTRY
 FORMULATION = "pkd-levels-headinit"
 
 
-def shapes(levels, channels=8):
-    return {k: ShapeSpec(channels=channels, stride=2 ** int(k[1])) for k in levels}
-
-
 def build(arch="GeneralizedRCNN", levels=("p2", "p3", "p4", "p5", "p6"), **keys):
     cfg = get_cfg()
     add_csgr_config(cfg)
     cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = arch
     for k, v in keys.items():
         cfg.MODEL.DISTILL.CSGR[k] = v
-    return DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(levels), shapes(levels))
+    return DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(8, levels), shapes(8, levels))
 
 
 def test_headinit_is_the_default_and_published_reads_the_keys():
@@ -220,7 +216,7 @@ def test_every_parameter_is_reached_when_the_category_term_drops_levels(name):
     cfg.MODEL.DISTILL.CSGR.FORMULATION = name
     cfg.MODEL.DISTILL.CSGR.CATEGORY_MIN_CELLS = 64
     levels = ("p2", "p3", "p4", "p5", "p6")
-    loss = DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(levels, 8), shapes(levels, 16))
+    loss = DISTILL_LOSS_REGISTRY.get("CSGR").build(cfg, shapes(8, levels), shapes(16, levels))
     sizes = {"p2": 16, "p3": 8, "p4": 4, "p5": 2, "p6": 1}  # p4-p6 below 64 cells
     g = torch.Generator().manual_seed(0)
     student = {k: torch.randn(2, 8, s, s, generator=g) for k, s in sizes.items()}
