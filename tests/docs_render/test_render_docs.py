@@ -120,6 +120,33 @@ def test_every_method_has_a_paper_and_a_page():
         assert os.path.isfile(page), f"no method page {page}"
 
 
+def test_methods_table_gives_csgr_defaults_as_the_built_loss_uses_them():
+    """The default formulation sets the relation term's keys: the table shows what trains."""
+    from detectron2.config import get_cfg
+    from detectron2.layers import ShapeSpec
+
+    from csgr.config import add_csgr_config
+    from csgr.docs_render.methods import methods_table
+    from csgr.modeling.losses import get_method
+
+    row = next(r for r in methods_table().splitlines() if r.startswith("| [CSGR]"))
+    frcnn, retina = [c.strip() for c in row.split("|")[3:5]]
+    cfg = get_cfg()
+    add_csgr_config(cfg)
+    cfg.MODEL.DISTILL.STUDENT_META_ARCHITECTURE = "GeneralizedRCNN"
+    shapes = {f"p{i}": ShapeSpec(channels=8, stride=2**i) for i in range(2, 7)}
+    loss = get_method("CSGR").build(cfg, shapes, shapes)
+    assert (loss.rel_features, loss.rel_weight, loss.rel_level_mean) == (
+        ["p2", "p3", "p4", "p5"],
+        3.0,
+        True,
+    )
+    assert frcnn.startswith("formulation headinit (pkd-levels-headinit), rel_in_features p2-p5, ")
+    assert "rel_weight 3, rel_level_mean True, cat_weight 0.0005" in frcnn
+    assert retina.startswith("formulation headinit (published-headinit), cat_weight 0.0005, ")
+    assert "rel_weight 1e-05" in retina
+
+
 def test_accuracy_report_writes_a_file_the_renderer_takes(tmp_path):
     experiment = ExperimentResult()
     metrics = dict(AP=10.0, AP50=20.0, AP75=9.0, APs=8.0, APm=12.0, APl=float("nan"))

@@ -42,11 +42,15 @@ def method_defaults(name: str, arch: str) -> Dict[str, object]:
 
 
 def _short_defaults(name: str, arch: str) -> str:
+    """The published weights and levels, and first every key that another key's default sets,
+    as the loss for an ``arch`` student uses them."""
     method = get_method(name)
     if not method.applies_to(arch):
         return "n/a"
-    defaults = method_defaults(name, arch)
-    keys = list(method.PUBLISHED.get(arch, {})) or [
+    raw = method_defaults(name, arch)
+    defaults = method.resolved_defaults(arch, raw)
+    keys = [k for k in defaults if defaults[k] != raw[k]]
+    keys += [k for k in method.PUBLISHED.get(arch, {}) if k not in keys] or [
         k for k, v in defaults.items() if isinstance(v, float)
     ]
     if "IN_FEATURES" in defaults and "IN_FEATURES" not in keys:

@@ -116,6 +116,13 @@ class DistillMethod:
         return ()
 
     @classmethod
+    def resolved_defaults(cls, arch: str, defaults: Dict[str, Any]) -> Dict[str, Any]:
+        """What the loss built for an ``arch`` student uses of its keys at their defaults
+        (``defaults``: the node's keys, -1 replaced by the published value): ``defaults`` itself,
+        unless one key sets others (CSGR's ``FORMULATION``)."""
+        return defaults
+
+    @classmethod
     def node(cls, cfg: CfgNode) -> CfgNode:
         """``MODEL.DISTILL.<NAME>`` of a config."""
         return cfg.MODEL.DISTILL[cls.__name__]

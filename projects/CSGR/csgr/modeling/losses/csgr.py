@@ -13,7 +13,7 @@ from .csgr_category import (
     category_prototypes,
     normalize_per_channel,
 )
-from .csgr_formulation import init_parts, relation_settings
+from .csgr_formulation import init_parts, relation_settings, resolved_defaults
 from .feature_pairs import feature_pairs
 from .levels import ChannelAdapters, select_levels
 
@@ -256,6 +256,10 @@ class CSGR(DistillMethod):
     @classmethod
     def student_init_parts(cls, cfg) -> Tuple[str, ...]:
         return init_parts(cfg)
+
+    @classmethod
+    def resolved_defaults(cls, arch, defaults):
+        return resolved_defaults(arch, defaults)
 
     @classmethod
     def build(cls, cfg, student_shapes, teacher_shapes) -> CSGRLoss:

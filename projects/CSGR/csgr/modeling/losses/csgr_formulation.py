@@ -21,13 +21,20 @@ whether the student's detection heads start from the teacher's.
 Measured in BENCHMARKS.md ("The default CSGR, ImageNet-initialised students").
 """
 
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from detectron2.config import CfgNode
 
 from .base import get_method
 
-__all__ = ["FORMULATIONS", "formulation", "pkd_levels", "relation_settings", "init_parts"]
+__all__ = [
+    "FORMULATIONS",
+    "formulation",
+    "pkd_levels",
+    "relation_settings",
+    "init_parts",
+    "resolved_defaults",
+]
 
 FORMULATIONS = ("published", "published-headinit", "pkd-levels-headinit", "headinit")
 # What "headinit" is for each student meta-architecture.
@@ -125,3 +132,24 @@ def relation_settings(
 def init_parts(cfg: CfgNode) -> Tuple[str, ...]:
     """The student parts the formulation initialises from the teacher ("head" or none)."""
     return () if formulation(cfg) == "published" else ("head",)
+
+
+def resolved_defaults(arch: str, defaults: Dict[str, Any]) -> Dict[str, Any]:
+    """``MODEL.DISTILL.CSGR``'s keys at ``defaults`` as the loss for an ``arch`` student uses
+    them: ``FORMULATION`` "headinit" shown with what it resolves to, and the relation term's keys
+    that the resolved formulation sets (PKD's levels, all of which FPN students have), these
+    keys first.
+
+    Args:
+        arch: the student meta-architecture.
+        defaults: every key of the node, -1 replaced by the published value.
+    """
+    cfg = CfgNode({"MODEL": {"DISTILL": {"STUDENT_META_ARCHITECTURE": arch}}})
+    cfg.MODEL.DISTILL.CSGR = CfgNode(dict(defaults))
+    resolved = formulation(cfg)
+    shown = defaults["FORMULATION"]
+    out = {"FORMULATION": shown if resolved == shown else f"{shown} ({resolved})"}
+    if resolved == "pkd-levels-headinit":
+        levels, weight = pkd_levels(arch)
+        out.update(REL_IN_FEATURES=list(levels), REL_WEIGHT=weight, REL_LEVEL_MEAN=True)
+    return {**out, **{k: v for k, v in defaults.items() if k not in out}}
