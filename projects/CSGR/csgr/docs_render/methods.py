@@ -49,12 +49,13 @@ def _short_defaults(name: str, arch: str) -> str:
         return "n/a"
     raw = method_defaults(name, arch)
     defaults = method.resolved_defaults(arch, raw)
-    keys = [k for k in defaults if defaults[k] != raw[k]]
-    keys += [k for k in method.PUBLISHED.get(arch, {}) if k not in keys] or [
+    shown = list(method.PUBLISHED.get(arch, {})) or [
         k for k, v in defaults.items() if isinstance(v, float)
     ]
-    if "IN_FEATURES" in defaults and "IN_FEATURES" not in keys:
-        keys.append("IN_FEATURES")
+    if "IN_FEATURES" in defaults:
+        shown.append("IN_FEATURES")
+    changed = [k for k in defaults if defaults[k] != raw[k]]
+    keys = list(dict.fromkeys(changed + shown))
     return ", ".join(f"{k.lower()} {_value(defaults[k])}" for k in keys)
 
 

@@ -99,12 +99,14 @@ def relation_settings(
         if node.FORMULATION == resolved
         else f"'headinit' ({resolved!r} for a {arch})"
     )
+    method = get_method("CSGR")
     defaults = CfgNode()
-    get_method("CSGR").add_config(defaults)  # the published values the formulation replaces
+    method.add_config(defaults)  # the published values the formulation replaces
+    published = method.PUBLISHED.get(arch, {})
     changed = [
         k
         for k in _FIXED
-        if node[k] != defaults[k] and not (k == "REL_WEIGHT" and node[k] == -1)  # -1: published
+        if (method.published(cfg, k) if k in published else node[k]) != defaults[k]
     ]
     if changed:
         raise ValueError(
